@@ -1,0 +1,10 @@
+module github.com/gompm/mpm
+
+go 1.26.8
+
+require (
+	golang.org/x/sys v0.49.0
+	kernel.org/pub/linux/libs/security/libcap/cap v1.2.78
+)
+
+require kernel.org/pub/linux/libs/security/libcap/psx v1.2.78 // indirect

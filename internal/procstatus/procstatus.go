@@ -1,0 +1,251 @@
+// Package procstatus reads the identity and privilege fields of
+// /proc/<pid>/status and /proc/<pid>/task/<tid>/status.
+//
+// Privilege changes on Linux are per thread; the only way to prove that a Go
+// process (whose goroutines move between OS threads) really holds one
+// identity is to read the status of every task. The standard library's own
+// setuid tests do the same.
+package procstatus
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Status holds the fields of a task's status file that describe its
+// identity and privileges.
+type Status struct {
+	TID        int       // the task (thread) id; for a process file, its pid
+	Name       string    // Name: the command name
+	PPid       int       // PPid: the parent's pid
+	UID        [4]uint32 // Uid: real, effective, saved, filesystem
+	GID        [4]uint32 // Gid: real, effective, saved, filesystem
+	Groups     []uint32  // Groups: supplementary groups, sorted
+	CapInh     uint64    // CapInh
+	CapPrm     uint64    // CapPrm
+	CapEff     uint64    // CapEff
+	CapBnd     uint64    // CapBnd
+	CapAmb     uint64    // CapAmb
+	NoNewPrivs bool      // NoNewPrivs: 1
+	Seccomp    int       // Seccomp mode
+	Threads    int       // Threads: the number of threads of the process
+	VmRSSKiB   uint64    // VmRSS, in KiB (0 for kernel threads)
+}
+
+// Parse reads a status file's content.
+func Parse(r io.Reader) (Status, error) {
+	var s Status
+	seen := 0
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		key, val, ok := bytes.Cut(sc.Bytes(), []byte(":"))
+		if !ok {
+			continue
+		}
+		v := strings.TrimSpace(string(val))
+		var err error
+		switch string(key) {
+		case "Name":
+			s.Name = v
+		case "Pid":
+			s.TID, err = strconv.Atoi(v)
+		case "PPid":
+			s.PPid, err = strconv.Atoi(v)
+		case "Uid":
+			s.UID, err = parseIDs(v)
+			seen++
+		case "Gid":
+			s.GID, err = parseIDs(v)
+			seen++
+		case "Groups":
+			s.Groups, err = parseList(v)
+		case "CapInh":
+			s.CapInh, err = strconv.ParseUint(v, 16, 64)
+		case "CapPrm":
+			s.CapPrm, err = strconv.ParseUint(v, 16, 64)
+		case "CapEff":
+			s.CapEff, err = strconv.ParseUint(v, 16, 64)
+		case "CapBnd":
+			s.CapBnd, err = strconv.ParseUint(v, 16, 64)
+		case "CapAmb":
+			s.CapAmb, err = strconv.ParseUint(v, 16, 64)
+		case "NoNewPrivs":
+			s.NoNewPrivs = v == "1"
+		case "Seccomp":
+			s.Seccomp, err = strconv.Atoi(v)
+		case "Threads":
+			s.Threads, err = strconv.Atoi(v)
+		case "VmRSS":
+			s.VmRSSKiB, err = strconv.ParseUint(strings.TrimSuffix(v, " kB"), 10, 64)
+		}
+		if err != nil {
+			return s, fmt.Errorf("procstatus: field %s: %w", key, err)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return s, fmt.Errorf("procstatus: %w", err)
+	}
+	if seen != 2 {
+		return s, errors.New("procstatus: no Uid or Gid line: not a status file")
+	}
+	return s, nil
+}
+
+func parseIDs(v string) ([4]uint32, error) {
+	var ids [4]uint32
+	f := strings.Fields(v)
+	if len(f) != 4 {
+		return ids, fmt.Errorf("want 4 ids, got %q", v)
+	}
+	for i, s := range f {
+		n, err := strconv.ParseUint(s, 10, 32)
+		if err != nil {
+			return ids, err
+		}
+		ids[i] = uint32(n)
+	}
+	return ids, nil
+}
+
+func parseList(v string) ([]uint32, error) {
+	f := strings.Fields(v)
+	out := make([]uint32, 0, len(f))
+	for _, s := range f {
+		n, err := strconv.ParseUint(s, 10, 32)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, uint32(n))
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// ReadFile parses the status file at path.
+func ReadFile(path string) (Status, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Status{}, err
+	}
+	defer f.Close()
+	s, err := Parse(f)
+	if err != nil {
+		return s, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Process returns the status of process pid (its main thread).
+func Process(pid int) (Status, error) {
+	return ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+}
+
+// Tasks is an open handle on a process's task directory. It stays usable
+// after the process changes its root directory, which is why privdrop opens
+// one before a chroot and reads it after.
+type Tasks struct {
+	root *os.Root
+}
+
+// OpenTasks opens /proc/<pid>/task; pid 0 means the calling process.
+func OpenTasks(pid int) (*Tasks, error) {
+	dir := "/proc/self/task"
+	if pid != 0 {
+		dir = "/proc/" + strconv.Itoa(pid) + "/task"
+	}
+	r, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &Tasks{root: r}, nil
+}
+
+// Read returns the status of every task, in directory order. A task that
+// exits between the listing and the read is left out.
+func (t *Tasks) Read() ([]Status, error) {
+	d, err := t.root.Open(".")
+	if err != nil {
+		return nil, err
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return nil, fmt.Errorf("procstatus: list tasks: %w", err)
+	}
+	out := make([]Status, 0, len(names))
+	for _, name := range names {
+		f, err := t.root.Open(name + "/status")
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // the thread exited
+		}
+		if err != nil {
+			return nil, err
+		}
+		s, err := Parse(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("task %s: %w", name, err)
+		}
+		out = append(out, s)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("procstatus: no tasks listed")
+	}
+	return out, nil
+}
+
+// Close releases the handle.
+func (t *Tasks) Close() error { return t.root.Close() }
+
+// Threads returns the status of every thread of process pid (0: self).
+func Threads(pid int) ([]Status, error) {
+	t, err := OpenTasks(pid)
+	if err != nil {
+		return nil, err
+	}
+	defer t.Close()
+	return t.Read()
+}
+
+// FDs lists the open descriptor numbers of process pid (0: self) with the
+// target of each (a path, "socket:[ino]", "pipe:[ino]", "anon_inode:...").
+// For pid 0 the descriptor used to read the directory is left out.
+func FDs(pid int) (map[int]string, error) {
+	dir := "/proc/self/fd"
+	if pid != 0 {
+		dir = "/proc/" + strconv.Itoa(pid) + "/fd"
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int]string, len(names))
+	for _, n := range names {
+		fd, err := strconv.Atoi(n)
+		if err != nil {
+			continue
+		}
+		if pid == 0 && uintptr(fd) == d.Fd() {
+			continue
+		}
+		target, err := os.Readlink(dir + "/" + n)
+		if err != nil {
+			continue // closed meanwhile
+		}
+		out[fd] = target
+	}
+	return out, nil
+}

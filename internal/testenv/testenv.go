@@ -1,0 +1,190 @@
+// Package testenv holds what the project's tests share: the root-test rule
+// and the helper-process pattern (the test binary re-runs itself to do
+// something that must not leak into other tests, such as a privilege drop).
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// RequireRootEnv names the variable that turns a skipped root test into a
+// failure. CI sets it: it runs as root, so a skip there would hide a
+// privilege test that silently stopped running.
+const RequireRootEnv = "MPM_REQUIRE_ROOT"
+
+// RequireRoot skips t unless the process runs as root. With
+// MPM_REQUIRE_ROOT=1 it fails t instead of skipping.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv(RequireRootEnv) == "1" {
+		t.Fatalf("this test needs root and %s=1 forbids skipping it (euid %d)", RequireRootEnv, os.Geteuid())
+	}
+	t.Skipf("skipped: needs root (euid is %d); CI runs it as root with %s=1", os.Geteuid(), RequireRootEnv)
+}
+
+// FreeID returns id after checking that no account or group in the system
+// databases uses it: tests create processes with such ids and must never
+// act as an account they did not create.
+func FreeID(t testing.TB, id int) uint32 {
+	t.Helper()
+	s := strconv.Itoa(id)
+	if u, err := user.LookupId(s); err == nil {
+		t.Fatalf("test id %d belongs to user %q; pick another", id, u.Username)
+	}
+	if g, err := user.LookupGroupId(s); err == nil {
+		t.Fatalf("test id %d belongs to group %q; pick another", id, g.Name)
+	}
+	return uint32(id)
+}
+
+const (
+	helperEnv    = "MPM_TEST_HELPER"
+	helperOutEnv = "MPM_TEST_HELPER_OUT"
+)
+
+// Helper is a function that runs in a child copy of the test binary. It
+// gets the arguments given to [Command] and returns a value that is sent
+// back as JSON, or an error.
+type Helper func(args []string) (any, error)
+
+// Main is called from TestMain. In a helper child it runs the named helper
+// and exits; otherwise it runs the tests.
+func Main(m *testing.M, helpers map[string]Helper) {
+	name := os.Getenv(helperEnv)
+	if name == "" {
+		os.Exit(m.Run())
+	}
+	os.Exit(runHelper(name, helpers))
+}
+
+// IsHelper reports whether this process is a helper child.
+func IsHelper() bool { return os.Getenv(helperEnv) != "" }
+
+func runHelper(name string, helpers map[string]Helper) int {
+	out := os.Getenv(helperOutEnv)
+	h, ok := helpers[name]
+	var res helperResult
+	if !ok {
+		res.Error = fmt.Sprintf("no helper named %q", name)
+	} else {
+		var args []string
+		if a := os.Getenv(helperEnv + "_ARGS"); a != "" {
+			if err := json.Unmarshal([]byte(a), &args); err != nil {
+				res.Error = "bad helper args: " + err.Error()
+			}
+		}
+		if res.Error == "" {
+			v, err := h(args)
+			if err != nil {
+				res.Error = err.Error()
+			} else if res.Value, err = json.Marshal(v); err != nil {
+				res.Error = "encode result: " + err.Error()
+			}
+		}
+	}
+	b, _ := json.Marshal(res)
+	if out == "" {
+		fmt.Fprintf(os.Stderr, "helper %s: no %s set\n", name, helperOutEnv)
+		return 3
+	}
+	if err := os.WriteFile(out, b, 0o666); err != nil {
+		fmt.Fprintf(os.Stderr, "helper %s: write result: %v\n", name, err)
+		return 3
+	}
+	return 0
+}
+
+type helperResult struct {
+	Value json.RawMessage `json:"value,omitempty"`
+	Error string          `json:"error,omitempty"`
+}
+
+// Proc is a helper child about to run.
+type Proc struct {
+	Cmd     *exec.Cmd
+	outPath string
+	stderr  bytes.Buffer
+	cancel  context.CancelFunc
+}
+
+// Command prepares a child copy of the test binary that runs helper name
+// with args. The caller may adjust Cmd (SysProcAttr, Env, ExtraFiles)
+// before calling Run. The child is killed after two minutes.
+func Command(t testing.TB, name string, args ...string) *Proc {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	// The helper may run as another user: let it write its result.
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := json.Marshal(args)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	p := &Proc{outPath: filepath.Join(dir, "result.json"), cancel: cancel}
+	p.Cmd = exec.CommandContext(ctx, exe, "-test.run=^$")
+	p.Cmd.Env = append(os.Environ(),
+		helperEnv+"="+name,
+		helperEnv+"_ARGS="+string(a),
+		helperOutEnv+"="+p.outPath,
+	)
+	p.Cmd.Stderr = &p.stderr
+	return p
+}
+
+// Run runs the child and decodes its result into out (which may be nil).
+// An error the helper returned comes back as an error with its text.
+func (p *Proc) Run(out any) error {
+	defer p.cancel()
+	runErr := p.Cmd.Run()
+	b, err := os.ReadFile(p.outPath)
+	if err != nil {
+		return fmt.Errorf("helper produced no result (%v); stderr:\n%s", runErr, p.stderr.String())
+	}
+	var res helperResult
+	if err := json.Unmarshal(b, &res); err != nil {
+		return fmt.Errorf("helper result %q: %v", b, err)
+	}
+	if res.Error != "" {
+		return &HelperError{Msg: res.Error, Stderr: p.stderr.String()}
+	}
+	if runErr != nil {
+		return fmt.Errorf("helper: %v; stderr:\n%s", runErr, p.stderr.String())
+	}
+	if out != nil && res.Value != nil {
+		return json.Unmarshal(res.Value, out)
+	}
+	return nil
+}
+
+// HelperError is an error returned by the helper function itself.
+type HelperError struct {
+	Msg    string
+	Stderr string
+}
+
+func (e *HelperError) Error() string { return e.Msg }
+
+// IsHelperError reports whether err came from the helper function (as
+// opposed to the child failing to run).
+func IsHelperError(err error) bool {
+	var h *HelperError
+	return errors.As(err, &h)
+}
