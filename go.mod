@@ -7,4 +7,7 @@ require (
 	kernel.org/pub/linux/libs/security/libcap/cap v1.2.78
 )
 
-require kernel.org/pub/linux/libs/security/libcap/psx v1.2.78 // indirect
+require (
+	github.com/google/go-cmp v0.7.0 // indirect
+	kernel.org/pub/linux/libs/security/libcap/psx v1.2.78 // indirect
+)

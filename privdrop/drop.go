@@ -66,8 +66,8 @@ func Drop(id Identity) error {
 	if id.Nice != 0 {
 		// PRIO_PROCESS with who=0 means the calling thread on Linux, so
 		// it must run on every thread.
-		if _, _, e := syscall.AllThreadsSyscall(syscall.SYS_SETPRIORITY, unix.PRIO_PROCESS, 0, uintptr(id.Nice)); e != 0 {
-			return fail(fmt.Sprintf("set nice %d", id.Nice), e)
+		if err := allThreads(syscall.SYS_SETPRIORITY, unix.PRIO_PROCESS, 0, uintptr(id.Nice)); err != nil {
+			return fail(fmt.Sprintf("set nice %d", id.Nice), err)
 		}
 	}
 	for _, r := range id.Rlimits {
@@ -93,8 +93,8 @@ func Drop(id Identity) error {
 	if err := cap.ResetAmbient(); err != nil {
 		return fail("clear the ambient set", err)
 	}
-	if _, _, e := syscall.AllThreadsSyscall(syscall.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); e != 0 {
-		return fail("set no_new_privs", e)
+	if err := allThreads(syscall.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); err != nil {
+		return fail("set no_new_privs", err)
 	}
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return fail("clear dumpable", err)
@@ -108,6 +108,22 @@ func Drop(id Identity) error {
 		}
 	}
 	return verifyTasks(tasks, id)
+}
+
+// errCgo explains the one way AllThreadsSyscall fails that is not the
+// kernel's doing.
+var errCgo = errors.New("this binary was built with cgo, where Go cannot run a system call on every thread; build it with CGO_ENABLED=0")
+
+// allThreads runs a system call on every OS thread of the process.
+func allThreads(trap, a1, a2, a3 uintptr) error {
+	_, _, e := syscall.AllThreadsSyscall(trap, a1, a2, a3)
+	switch {
+	case e == syscall.ENOTSUP:
+		return errCgo
+	case e != 0:
+		return e
+	}
+	return nil
 }
 
 func rlimStr(v uint64) string {

@@ -47,6 +47,22 @@ func verifyTasks(t *procstatus.Tasks, id Identity) error {
 	if err != nil {
 		return fmt.Errorf("privdrop: verify: %w", err)
 	}
+	if err := checkThreads(threads, id); err != nil {
+		return err
+	}
+	d, err := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
+	if err != nil {
+		return fmt.Errorf("privdrop: verify: prctl(PR_GET_DUMPABLE): %w", err)
+	}
+	if d != 0 {
+		return &VerifyError{Field: "dumpable", Got: fmt.Sprint(d), Want: "0"}
+	}
+	return nil
+}
+
+// checkThreads returns a *VerifyError for the first thread and field of
+// threads that does not match id.
+func checkThreads(threads []procstatus.Status, id Identity) error {
 	wantUID := [4]uint32{id.UID, id.UID, id.UID, id.UID}
 	wantGID := [4]uint32{id.GID, id.GID, id.GID, id.GID}
 	wantGroups := slices.Clone(id.Groups)
@@ -76,13 +92,6 @@ func verifyTasks(t *procstatus.Tasks, id Identity) error {
 		if !s.NoNewPrivs {
 			return &VerifyError{TID: s.TID, Field: "NoNewPrivs", Got: "0", Want: "1"}
 		}
-	}
-	d, err := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
-	if err != nil {
-		return fmt.Errorf("privdrop: verify: prctl(PR_GET_DUMPABLE): %w", err)
-	}
-	if d != 0 {
-		return &VerifyError{Field: "dumpable", Got: fmt.Sprint(d), Want: "0"}
 	}
 	return nil
 }

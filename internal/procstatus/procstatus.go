@@ -25,6 +25,7 @@ import (
 type Status struct {
 	TID        int       // the task (thread) id; for a process file, its pid
 	Name       string    // Name: the command name
+	Umask      uint32    // Umask: the file mode creation mask
 	PPid       int       // PPid: the parent's pid
 	UID        [4]uint32 // Uid: real, effective, saved, filesystem
 	GID        [4]uint32 // Gid: real, effective, saved, filesystem
@@ -55,6 +56,10 @@ func Parse(r io.Reader) (Status, error) {
 		switch string(key) {
 		case "Name":
 			s.Name = v
+		case "Umask":
+			var u uint64
+			u, err = strconv.ParseUint(v, 8, 32)
+			s.Umask = uint32(u)
 		case "Pid":
 			s.TID, err = strconv.Atoi(v)
 		case "PPid":

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/user"
@@ -54,6 +55,7 @@ func FreeID(t testing.TB, id int) uint32 {
 const (
 	helperEnv    = "MPM_TEST_HELPER"
 	helperOutEnv = "MPM_TEST_HELPER_OUT"
+	holdEnv      = "MPM_TEST_HELPER_HOLD"
 )
 
 // Helper is a function that runs in a child copy of the test binary. It
@@ -75,7 +77,19 @@ func Main(m *testing.M, helpers map[string]Helper) {
 func IsHelper() bool { return os.Getenv(helperEnv) != "" }
 
 func runHelper(name string, helpers map[string]Helper) int {
+	// The result file is opened before the helper runs: a helper may
+	// chroot or drop privileges and then be unable to reach it.
 	out := os.Getenv(helperOutEnv)
+	if out == "" {
+		fmt.Fprintf(os.Stderr, "helper %s: no %s set\n", name, helperOutEnv)
+		return 3
+	}
+	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o666)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "helper %s: open result file: %v\n", name, err)
+		return 3
+	}
+	defer f.Close()
 	h, ok := helpers[name]
 	var res helperResult
 	if !ok {
@@ -97,11 +111,7 @@ func runHelper(name string, helpers map[string]Helper) int {
 		}
 	}
 	b, _ := json.Marshal(res)
-	if out == "" {
-		fmt.Fprintf(os.Stderr, "helper %s: no %s set\n", name, helperOutEnv)
-		return 3
-	}
-	if err := os.WriteFile(out, b, 0o666); err != nil {
+	if _, err := f.Write(b); err != nil {
 		fmt.Fprintf(os.Stderr, "helper %s: write result: %v\n", name, err)
 		return 3
 	}
@@ -130,11 +140,9 @@ func Command(t testing.TB, name string, args ...string) *Proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	// The helper may run as another user: let it write its result.
-	if err := os.Chmod(dir, 0o777); err != nil {
-		t.Fatal(err)
-	}
+	// The helper may run as another user: let it reach and write its
+	// result (t.TempDir's parent is private to us).
+	dir := PublicDir(t, 0o777)
 	a, _ := json.Marshal(args)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
@@ -152,8 +160,18 @@ func Command(t testing.TB, name string, args ...string) *Proc {
 // Run runs the child and decodes its result into out (which may be nil).
 // An error the helper returned comes back as an error with its text.
 func (p *Proc) Run(out any) error {
+	if err := p.Cmd.Start(); err != nil {
+		p.cancel()
+		return fmt.Errorf("start helper: %v", err)
+	}
+	return p.Wait(out)
+}
+
+// Wait waits for a child started with Cmd.Start or [Proc.Hold] and
+// decodes its result as Run does.
+func (p *Proc) Wait(out any) error {
 	defer p.cancel()
-	runErr := p.Cmd.Run()
+	runErr := p.Cmd.Wait()
 	b, err := os.ReadFile(p.outPath)
 	if err != nil {
 		return fmt.Errorf("helper produced no result (%v); stderr:\n%s", runErr, p.stderr.String())
@@ -187,4 +205,101 @@ func (e *HelperError) Error() string { return e.Msg }
 func IsHelperError(err error) bool {
 	var h *HelperError
 	return errors.As(err, &h)
+}
+
+// Hold starts the child and returns once the helper has called [Ready]:
+// the child is then alive, in the state the helper reached, for the test
+// to inspect from outside (its /proc files). The child continues when
+// release is called; then call [Proc.Wait].
+func (p *Proc) Hold() (pid int, release func(), err error) {
+	ready, readyW, err := os.Pipe()
+	if err != nil {
+		return 0, nil, err
+	}
+	cont, contW, err := os.Pipe()
+	if err != nil {
+		ready.Close()
+		readyW.Close()
+		return 0, nil, err
+	}
+	// fds 3 and 4 in the child.
+	p.Cmd.ExtraFiles = append([]*os.File{readyW, cont}, p.Cmd.ExtraFiles...)
+	p.Cmd.Env = append(p.Cmd.Env, holdEnv+"=1")
+	err = p.Cmd.Start()
+	readyW.Close()
+	cont.Close()
+	if err != nil {
+		ready.Close()
+		contW.Close()
+		p.cancel()
+		return 0, nil, fmt.Errorf("start helper: %v", err)
+	}
+	defer ready.Close()
+	var b [1]byte
+	if n, _ := ready.Read(b[:]); n != 1 {
+		contW.Close()
+		werr := p.Wait(nil)
+		return 0, nil, fmt.Errorf("helper ended before it was ready: %v", werr)
+	}
+	return p.Cmd.Process.Pid, func() { contW.Close() }, nil
+}
+
+// Ready is called by a helper at the point where the test that started it
+// with [Proc.Hold] should inspect it; it blocks until the test releases
+// it. Without Hold it returns at once.
+func Ready() {
+	if os.Getenv(holdEnv) != "1" {
+		return
+	}
+	ready := os.NewFile(3, "ready")
+	cont := os.NewFile(4, "continue")
+	ready.Write([]byte{1})
+	ready.Close()
+	var b [1]byte
+	cont.Read(b[:]) // EOF when released
+	cont.Close()
+}
+
+// PublicDir makes a temporary directory directly in the system temporary
+// directory, with mode perm, removed when t ends.
+func PublicDir(t testing.TB, perm os.FileMode) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "mpm-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, perm); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// PublicExecutable returns a copy of the test binary that any user can
+// execute, for helpers that start as another identity: go test keeps the
+// binary in a directory only its owner can enter.
+func PublicExecutable(t testing.TB) string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.Open(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst := filepath.Join(PublicDir(t, 0o755), filepath.Base(exe))
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(f, src); err != nil {
+		f.Close()
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dst
 }
