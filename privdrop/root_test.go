@@ -1,6 +1,13 @@
+//go:build !cgo
+
 package privdrop
 
-// Privilege tests. Each drop happens in a child copy of the test binary
+// Privilege tests. They are built only without cgo, the supported build:
+// with cgo, Go cannot run a system call on every thread
+// (syscall.AllThreadsSyscall returns ENOTSUP) and libcap switches to its C
+// implementation, so a cgo build (such as the race detector's) would test
+// a configuration we do not ship. make test runs them with CGO_ENABLED=0.
+// Each drop happens in a child copy of the test binary
 // (the helper-process pattern), so that no drop leaks into other tests;
 // while the child holds its new identity the test reads the child's
 // /proc files from outside, which is what any other process would see.
@@ -541,5 +548,18 @@ func TestTrim(t *testing.T) {
 	}
 	if res.ExecBnd != mask {
 		t.Errorf("a program run by the trimmed process has CapBnd %s, want %s", capHex(res.ExecBnd), capHex(mask))
+	}
+}
+
+// TestPrepareTrimmed: a root process trimmed to no capabilities is told,
+// by name, which ones it lacks to start a child as another identity.
+func TestPrepareTrimmed(t *testing.T) {
+	testenv.RequireRoot(t)
+	var msg string
+	if err := testenv.Command(t, "prepare-trimmed").Run(&msg); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(msg, "cap_setuid") || !strings.Contains(msg, "operation not permitted") {
+		t.Fatalf("Prepare in a trimmed root process = %q, want ErrNotAllowed naming cap_setuid", msg)
 	}
 }

@@ -1,0 +1,126 @@
+package procstatus
+
+import (
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// A status file of a worker after a drop, abridged from Linux 6.1.
+const sample = `Name:	mpmd worker
+Umask:	0027
+State:	S (sleeping)
+Tgid:	4242
+Pid:	4245
+PPid:	4200
+Uid:	2001	2001	2001	2001
+Gid:	2002	2002	2002	2002
+FDSize:	64
+Groups:	2003 2002 
+NStgid:	4242
+VmRSS:	    7424 kB
+Threads:	6
+CapInh:	0000000000000000
+CapPrm:	0000000000000000
+CapEff:	0000000000000000
+CapBnd:	00000000000000c0
+CapAmb:	0000000000000000
+NoNewPrivs:	1
+Seccomp:	0
+`
+
+func TestParse(t *testing.T) {
+	got, err := Parse(strings.NewReader(sample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Status{
+		TID: 4245, Name: "mpmd worker", Umask: 0o027, PPid: 4200,
+		UID: [4]uint32{2001, 2001, 2001, 2001}, GID: [4]uint32{2002, 2002, 2002, 2002},
+		Groups: []uint32{2002, 2003}, CapBnd: 0xc0, NoNewPrivs: true, Threads: 6, VmRSSKiB: 7424,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Parse mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	for name, in := range map[string]string{
+		"not a status file": "hello\nworld\n",
+		"short uid line":    "Uid:\t1 2 3\nGid:\t1 1 1 1\n",
+		"bad capability":    "Uid:\t1 1 1 1\nGid:\t1 1 1 1\nCapEff:\tzz\n",
+		"bad group":         "Uid:\t1 1 1 1\nGid:\t1 1 1 1\nGroups:\t1 x\n",
+	} {
+		if _, err := Parse(strings.NewReader(in)); err == nil {
+			t.Errorf("%s: Parse succeeded", name)
+		}
+	}
+}
+
+// TestThreads: every locked goroutine is a thread of its own, and each
+// shows up with this process's identity.
+func TestThreads(t *testing.T) {
+	const n = 6
+	var ready sync.WaitGroup
+	ready.Add(n)
+	done := make(chan struct{})
+	defer close(done)
+	for range n {
+		go func() {
+			runtime.LockOSThread()
+			ready.Done()
+			<-done
+		}()
+	}
+	ready.Wait()
+	ts, err := Threads(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ts) < n+1 {
+		t.Fatalf("Threads(0) = %d threads, want at least %d", len(ts), n+1)
+	}
+	seen := map[int]bool{}
+	for _, s := range ts {
+		if seen[s.TID] {
+			t.Errorf("thread %d listed twice", s.TID)
+		}
+		seen[s.TID] = true
+		if s.UID[1] != uint32(os.Geteuid()) {
+			t.Errorf("thread %d: euid %d, want %d", s.TID, s.UID[1], os.Geteuid())
+		}
+	}
+	if !seen[os.Getpid()] {
+		t.Errorf("main thread %d not listed", os.Getpid())
+	}
+}
+
+func TestFDs(t *testing.T) {
+	before, err := FDs(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open("/dev/null")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fd := int(f.Fd())
+	after, err := FDs(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := before[fd]; ok {
+		t.Fatalf("fd %d listed before it was opened", fd)
+	}
+	if after[fd] != "/dev/null" {
+		t.Errorf("fd %d is %q, want /dev/null", fd, after[fd])
+	}
+	if len(after) != len(before)+1 {
+		t.Errorf("opening one file changed the count from %d to %d", len(before), len(after))
+	}
+}

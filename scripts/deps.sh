@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs, from the distribution's packages, the tools the tests use,
+# when they are missing. As root on Debian/Ubuntu it installs them; as
+# another user it lists what is missing (tests that need a missing tool
+# skip and say which) and carries on. Under MPM_REQUIRE_ROOT=1 (CI) a tool
+# that cannot be installed is an error: nothing may silently skip there.
+set -euo pipefail
+
+# command -> Debian package
+declare -A pkgs=(
+	[php-cgi]=php-cgi
+	[curl]=curl
+	[openssl]=openssl
+	[ab]=apache2-utils
+	[gcc]=gcc # cgo, which the race detector needs
+)
+
+if ! command -v go >/dev/null 2>&1; then
+	echo "deps: no go command on PATH. Install Go 1.26 or later from https://go.dev/dl/ (Debian's golang package is too old) and put it on PATH." >&2
+	exit 1
+fi
+
+missing=()
+for c in "${!pkgs[@]}"; do
+	command -v "$c" >/dev/null 2>&1 || missing+=("${pkgs[$c]}")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+	echo "deps: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	exit 0
+fi
+
+msg="deps: missing ${missing[*]} (install as root: apt-get install ${missing[*]}); tests that need them will skip"
+if [ "${MPM_REQUIRE_ROOT:-}" = 1 ]; then
+	echo "${msg/will skip/cannot run}, and MPM_REQUIRE_ROOT=1 forbids skipping" >&2
+	exit 1
+fi
+echo "$msg" >&2
