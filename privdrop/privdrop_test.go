@@ -2,6 +2,7 @@ package privdrop
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
@@ -172,10 +173,13 @@ func TestCheckJail(t *testing.T) {
 		t.Errorf("relative path: got %v, want ErrUnsafeJail", err)
 	}
 	dir := t.TempDir()
-	link := filepath.Join(dir, "link")
+	// Directly in the sticky, root-owned temporary directory, so that the
+	// link, not an ancestor owned by a non-root test user, is the fault.
+	link := filepath.Join(os.TempDir(), fmt.Sprintf("mpm-jail-link-%d", os.Getpid()))
 	if err := os.Symlink("/", link); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { os.Remove(link) })
 	if err := CheckJail(link); !errors.Is(err, ErrUnsafeJail) || !strings.Contains(err.Error(), "symbolic link") {
 		t.Errorf("symlink: got %v, want ErrUnsafeJail about the link", err)
 	}
