@@ -39,6 +39,7 @@ var helpers = map[string]testenv.Helper{
 	"trim":            helperTrim,
 	"complete":        helperComplete,
 	"prepare-trimmed": helperPrepareTrimmed,
+	"exit":            helperExit,
 }
 
 // regainResult records, for each way back to root a compromised process
@@ -562,4 +563,47 @@ func TestPrepareTrimmed(t *testing.T) {
 	if !strings.Contains(msg, "cap_setuid") || !strings.Contains(msg, "operation not permitted") {
 		t.Fatalf("Prepare in a trimmed root process = %q, want ErrNotAllowed naming cap_setuid", msg)
 	}
+}
+
+// helperExit is the smallest helper: it completes the drop when started
+// by Prepare and returns.
+func helperExit(args []string) (any, error) {
+	if len(args) > 0 && args[0] == "complete" {
+		if _, err := Complete(); err != nil {
+			return nil, err
+		}
+	}
+	return nil, nil
+}
+
+// BenchmarkSpawn measures what starting a worker as an identity costs
+// (Prepare, exec, Complete with its verification, exit) against starting
+// the same child as root with no drop, the baseline in the same run:
+//
+//	sudo CGO_ENABLED=0 go test -run '^$' -bench Spawn ./privdrop
+func BenchmarkSpawn(b *testing.B) {
+	testenv.RequireRoot(b)
+	exe := testenv.PublicExecutable(b)
+	id := Identity{UID: testenv.FreeID(b, 2051), GID: testenv.FreeID(b, 2051), Nice: 1}
+	run := func(b *testing.B, prepare bool) {
+		for b.Loop() {
+			arg := "plain"
+			if prepare {
+				arg = "complete"
+			}
+			p := testenv.Command(b, "exit", arg)
+			p.Cmd.Path = exe
+			p.Cmd.Dir = "/"
+			if prepare {
+				if err := Prepare(p.Cmd, id); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := p.Run(nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("plain", func(b *testing.B) { run(b, false) })
+	b.Run("prepared", func(b *testing.B) { run(b, true) })
 }

@@ -124,3 +124,13 @@ func TestFDs(t *testing.T) {
 		t.Errorf("opening one file changed the count from %d to %d", len(before), len(after))
 	}
 }
+
+// BenchmarkThreads is the cost of reading every thread's status, which
+// privdrop.Verify pays once per drop.
+func BenchmarkThreads(b *testing.B) {
+	for b.Loop() {
+		if _, err := Threads(0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
