@@ -22,7 +22,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 
@@ -54,38 +53,6 @@ type dropResult struct {
 	PasswdErr     string       // error opening /etc/passwd
 	Cwd           string
 	NewFileMode   uint32 // permissions of a file created with mode 0666
-}
-
-// startThreads starts n goroutines locked to their own OS threads and
-// two busy goroutines, and returns a function that stops them. It returns
-// once every locked goroutine runs: n goroutines blocked while locked to
-// threads are n distinct OS threads.
-func startThreads(n int) (stop func()) {
-	done := make(chan struct{})
-	var running sync.WaitGroup
-	running.Add(n)
-	for range n {
-		go func() {
-			runtime.LockOSThread() // never unlocked: the thread exits with us
-			running.Done()
-			<-done
-		}()
-	}
-	for range 2 {
-		go func() {
-			x := 0
-			for {
-				select {
-				case <-done:
-					return
-				default:
-					x++
-				}
-			}
-		}()
-	}
-	running.Wait()
-	return func() { close(done) }
 }
 
 // tryRegain tries every way back to root we know of that needs no
@@ -186,7 +153,7 @@ func helperDrop(args []string) (any, error) {
 		return nil, err
 	}
 	n, _ := strconv.Atoi(args[1])
-	stop := startThreads(n)
+	stop := testenv.StartThreads(n, 2)
 	defer stop()
 	ts, err := procstatus.Threads(0)
 	if err != nil {
@@ -197,7 +164,7 @@ func helperDrop(args []string) (any, error) {
 		return nil, err
 	}
 	// Threads created after the drop must be the identity too.
-	stop2 := startThreads(n)
+	stop2 := testenv.StartThreads(n, 2)
 	defer stop2()
 	if id.Chroot == "" {
 		if err := Verify(id); err != nil {
@@ -218,7 +185,7 @@ func helperComplete(args []string) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	stop := startThreads(4)
+	stop := testenv.StartThreads(4, 2)
 	defer stop()
 	res := dropResult{Regain: tryRegain()}
 	if err := inspectJail(&res); err != nil {
@@ -240,12 +207,12 @@ type trimResult struct {
 var trimKeep = []cap.Value{cap.SETUID, cap.SETGID, cap.SETPCAP, cap.KILL}
 
 func helperTrim(args []string) (any, error) {
-	stop := startThreads(8)
+	stop := testenv.StartThreads(8, 2)
 	defer stop()
 	if err := Trim(trimKeep...); err != nil {
 		return nil, err
 	}
-	stop2 := startThreads(4)
+	stop2 := testenv.StartThreads(4, 2)
 	defer stop2()
 	bits, err := unix.PrctlRetInt(unix.PR_GET_SECUREBITS, 0, 0, 0, 0)
 	if err != nil {

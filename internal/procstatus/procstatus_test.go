@@ -2,12 +2,12 @@ package procstatus
 
 import (
 	"os"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/gompm/mpm/internal/testenv"
 )
 
 // A status file of a worker after a drop, abridged from Linux 6.1.
@@ -65,18 +65,7 @@ func TestParseRejects(t *testing.T) {
 // shows up with this process's identity.
 func TestThreads(t *testing.T) {
 	const n = 6
-	var ready sync.WaitGroup
-	ready.Add(n)
-	done := make(chan struct{})
-	defer close(done)
-	for range n {
-		go func() {
-			runtime.LockOSThread()
-			ready.Done()
-			<-done
-		}()
-	}
-	ready.Wait()
+	defer testenv.StartThreads(n, 0)()
 	ts, err := Threads(0)
 	if err != nil {
 		t.Fatal(err)

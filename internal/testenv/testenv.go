@@ -14,7 +14,9 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 )
@@ -302,4 +304,35 @@ func PublicExecutable(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return dst
+}
+
+// StartThreads starts locked goroutines, each holding an OS thread of its
+// own, and busy goroutines that spin, and returns once every locked one
+// runs (n goroutines blocked while locked are n distinct threads). stop
+// ends them all; the locked threads exit with their goroutines. Privilege
+// tests use it to have many threads alive across a drop.
+func StartThreads(locked, busy int) (stop func()) {
+	done := make(chan struct{})
+	var running sync.WaitGroup
+	running.Add(locked)
+	for range locked {
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread exits with us
+			running.Done()
+			<-done
+		}()
+	}
+	for range busy {
+		go func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+			}
+		}()
+	}
+	running.Wait()
+	return func() { close(done) }
 }
