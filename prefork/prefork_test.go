@@ -1,0 +1,471 @@
+package prefork
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gompm/mpm/internal/procstatus"
+	"github.com/gompm/mpm/internal/testenv"
+	"github.com/gompm/mpm/privdrop"
+)
+
+var roles Roles
+
+func TestMain(m *testing.M) {
+	roles.Add("report", roleReport)
+	roles.Add("fail", func(context.Context, *Env) error { return errors.New("boom") })
+	roles.Add("graceful", roleGraceful)
+	roles.Add("stubborn", roleStubborn)
+	roles.Add("master", roleMaster)
+	roles.Main() // in a child: runs the role and exits
+	testenv.Main(m, nil)
+}
+
+type report struct {
+	Status        procstatus.Status
+	FDs           map[int]string
+	CloseOnExec   map[int]bool
+	Env           []string
+	Files         []string
+	Identity      *privdrop.Identity
+	GrandchildFDs []string // what a program the role runs holds
+}
+
+// roleReport writes what the child holds to its inherited file "out".
+func roleReport(ctx context.Context, env *Env) error {
+	out, err := env.File("out")
+	if err != nil {
+		return err
+	}
+	fmt.Println("hello from the report role")
+	var r report
+	if r.Status, err = procstatus.Process(os.Getpid()); err != nil {
+		return err
+	}
+	if r.FDs, err = procstatus.FDs(0); err != nil {
+		return err
+	}
+	r.CloseOnExec = map[int]bool{}
+	for fd := range r.FDs {
+		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		r.CloseOnExec[fd] = err == nil && flags&unix.FD_CLOEXEC != 0
+	}
+	r.Env = os.Environ()
+	for name := range env.Files {
+		r.Files = append(r.Files, name)
+	}
+	slices.Sort(r.Files)
+	r.Identity = env.Identity
+	// ls holds stdin, stdout, stderr and the directory it reads; any
+	// other entry is a descriptor it inherited from us.
+	ls, err := exec.Command("/bin/ls", "-1", "/proc/self/fd").Output()
+	if err != nil {
+		return fmt.Errorf("run ls: %w", err)
+	}
+	r.GrandchildFDs = strings.Fields(string(ls))
+	return json.NewEncoder(out).Encode(r)
+}
+
+func roleGraceful(ctx context.Context, env *Env) error {
+	out, err := env.File("out")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "started")
+	<-ctx.Done()
+	time.Sleep(200 * time.Millisecond) // a request in flight
+	fmt.Fprintln(out, "finished")
+	return nil
+}
+
+func roleStubborn(ctx context.Context, env *Env) error {
+	if out, err := env.File("out"); err == nil {
+		fmt.Fprintln(out, "started")
+	}
+	time.Sleep(time.Hour) // ignores ctx: only SIGKILL ends it
+	return nil
+}
+
+// roleMaster starts a stubborn child from a goroutine whose OS thread then
+// exits, writes the child's pid to "out" and waits to be killed.
+func roleMaster(ctx context.Context, env *Env) error {
+	out, err := env.File("out")
+	if err != nil {
+		return err
+	}
+	var g Group
+	exe, _ := os.Executable()
+	res := make(chan error, 1)
+	var c *Child
+	go func() {
+		runtime.LockOSThread() // exits with the goroutine: the thread dies
+		var err error
+		c, err = g.Start(Spec{Role: "stubborn", Path: exe})
+		res <- err
+	}()
+	if err := <-res; err != nil {
+		return err
+	}
+	fmt.Fprintln(out, c.Pid)
+	<-ctx.Done()
+	return nil
+}
+
+// syncBuffer is a log destination the test can read while children write.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startReport(t *testing.T, g *Group, spec Spec) report {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	spec.Role = "report"
+	spec.Files = append(spec.Files, File{Name: "out", File: w})
+	c, err := g.Start(spec)
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep report
+	r.SetReadDeadline(time.Now().Add(time.Minute))
+	if err := json.NewDecoder(r).Decode(&rep); err != nil {
+		t.Fatalf("read the child's report: %v (child: %v); log:\n%s", err, c.Exit(), logsOf(g))
+	}
+	if e := c.Exit(); e.Code != 0 || e.Signal != 0 {
+		t.Fatalf("report child ended with %v", e)
+	}
+	return rep
+}
+
+// TestStartInheritsOnlyWhatItIsGiven: a child holds stdio and the named
+// files, all close-on-exec; a program it runs holds only stdio; its
+// environment is what the spec says, not the parent's; its output is
+// logged with its role.
+func TestStartInheritsOnlyWhatItIsGiven(t *testing.T) {
+	t.Setenv("MPM_PARENT_SECRET", "must-not-leak")
+	extra, err := os.Open("/dev/null")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	// A descriptor the parent holds without close-on-exec must not reach
+	// the child either.
+	stray, err := syscall.Open("/dev/null", syscall.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(stray)
+
+	g := &Group{}
+	logs := testLogger(g)
+	rep := startReport(t, g, Spec{Files: []File{{Name: "extra", File: extra}}, Env: []string{"SITE=alice"}})
+
+	if !slices.Equal(rep.Files, []string{"extra", "out"}) {
+		t.Errorf("child's named files %v, want [extra out]", rep.Files)
+	}
+	var fds []int
+	for fd := range rep.FDs {
+		fds = append(fds, fd)
+	}
+	slices.Sort(fds)
+	// 0-2 stdio, 3 extra, 4 out; the Go runtime's own (epoll, wakeup
+	// pipe, cgroup files) are close-on-exec and come after.
+	for _, fd := range fds {
+		if fd >= 3 && !rep.CloseOnExec[fd] {
+			t.Errorf("child fd %d (%s) is not close-on-exec", fd, rep.FDs[fd])
+		}
+		// The stray descriptor, inherited by exec because it lacked
+		// close-on-exec, must have been closed.
+		if fd >= 5 && rep.FDs[fd] == "/dev/null" {
+			t.Errorf("child holds fd %d (%s) it was not given", fd, rep.FDs[fd])
+		}
+	}
+	if rep.FDs[3] != "/dev/null" {
+		t.Errorf("child fd 3 is %q, want /dev/null (extra)", rep.FDs[3])
+	}
+	if len(rep.GrandchildFDs) != 4 {
+		t.Errorf("a program run by the child holds fds %v, want only 0 1 2 and its own directory fd", rep.GrandchildFDs)
+	}
+	for _, kv := range rep.Env {
+		if strings.Contains(kv, "must-not-leak") || strings.HasPrefix(kv, EnvRole) || strings.HasPrefix(kv, EnvFiles) {
+			t.Errorf("child environment holds %q", kv)
+		}
+	}
+	if !slices.Contains(rep.Env, "SITE=alice") {
+		t.Errorf("child environment %v lacks SITE=alice", rep.Env)
+	}
+	waitFor(t, "the child's output in the log", func() bool {
+		return strings.Contains(logs.String(), `"msg":"hello from the report role","role":"report"`)
+	})
+}
+
+func TestExitReported(t *testing.T) {
+	var g Group
+	c, err := g.Start(Spec{Role: "fail"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := c.Exit(); e.Code != 1 || e.Signal != 0 {
+		t.Errorf("failing role: %v, want exit status 1", e)
+	}
+	c, err = g.Start(Spec{Role: "no-such-role"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := c.Exit(); e.Code != 1 {
+		t.Errorf("unknown role: %v, want exit status 1", e)
+	}
+	c, err = g.Start(Spec{Role: "stubborn"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Signal(syscall.SIGKILL)
+	if e := c.Exit(); e.Signal != syscall.SIGKILL || e.String() != "killed by signal 9 (killed)" {
+		t.Errorf("killed child: %v, want killed by SIGKILL", e)
+	}
+	if len(g.Children()) != 0 {
+		t.Errorf("ended children still listed: %v", g.Children())
+	}
+}
+
+func startWithOut(t *testing.T, g *Group, role string) (*Child, *os.File) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	c, err := g.Start(Spec{Role: role, Files: []File{{Name: "out", File: w}}})
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Signal(syscall.SIGKILL) })
+	r.SetReadDeadline(time.Now().Add(time.Minute))
+	line := make([]byte, 8)
+	if n, err := r.Read(line); err != nil || string(line[:n]) != "started\n" {
+		t.Fatalf("%s child did not start: %q %v (%v)", role, line[:n], err, c.Exit())
+	}
+	return c, r
+}
+
+// TestStopGraceful: SIGTERM lets a role finish what it is doing; a role
+// that ignores it is killed when the deadline passes, not before.
+func TestStopGraceful(t *testing.T) {
+	var g Group
+	graceful, out := startWithOut(t, &g, "graceful")
+	stubborn, _ := startWithOut(t, &g, "stubborn")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	t0 := time.Now()
+	g.Stop(ctx)
+	took := time.Since(t0)
+
+	if e := graceful.Exit(); e.Code != 0 || e.Signal != 0 {
+		t.Errorf("graceful child: %v, want exit status 0", e)
+	}
+	rest := make([]byte, 64)
+	n, _ := out.Read(rest)
+	if string(rest[:n]) != "finished\n" {
+		t.Errorf("graceful child wrote %q after SIGTERM, want it to finish its work", rest[:n])
+	}
+	if e := stubborn.Exit(); e.Signal != syscall.SIGKILL {
+		t.Errorf("stubborn child: %v, want killed by SIGKILL at the deadline", e)
+	}
+	if took < 1400*time.Millisecond || took > 10*time.Second {
+		t.Errorf("Stop took %v, want about the 1.5s deadline", took)
+	}
+}
+
+// TestNoOrphans: when the master dies by SIGKILL its children die too,
+// even though the thread that started them exited long before.
+func TestNoOrphans(t *testing.T) {
+	var g Group
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	master, err := g.Start(Spec{Role: "master", Files: []File{{Name: "out", File: w}}})
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer master.Signal(syscall.SIGKILL)
+	r.SetReadDeadline(time.Now().Add(time.Minute))
+	buf := make([]byte, 32)
+	n, err := r.Read(buf)
+	if err != nil {
+		t.Fatalf("master did not report its child: %v (%v)", err, master.Exit())
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(buf[:n])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(pid, syscall.SIGKILL)
+	// The spawning thread has exited; the child must still be alive.
+	time.Sleep(300 * time.Millisecond)
+	if !alive(pid) {
+		t.Fatalf("child %d died when the thread that started it exited", pid)
+	}
+	master.Signal(syscall.SIGKILL)
+	master.Exit()
+	waitFor(t, fmt.Sprintf("child %d to die with its master", pid), func() bool { return !alive(pid) })
+}
+
+// alive reports whether pid runs (exists and is not a zombie).
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	return !strings.HasPrefix(s[strings.LastIndexByte(s, ')')+1:], " Z")
+}
+
+func TestWaitSignals(t *testing.T) {
+	reloads := make(chan struct{}, 4)
+	for _, tt := range []struct {
+		sigs []syscall.Signal
+		want StopKind
+	}{
+		{[]syscall.Signal{syscall.SIGHUP, syscall.SIGTERM}, StopGraceful},
+		{[]syscall.Signal{syscall.SIGINT}, StopGraceful},
+		{[]syscall.Signal{syscall.SIGHUP, syscall.SIGQUIT}, StopImmediate},
+	} {
+		ready := make(chan struct{})
+		got := make(chan StopKind, 1)
+		go func() {
+			got <- WaitSignals(context.Background(), func() { reloads <- struct{}{} }, func() { close(ready) })
+		}()
+		<-ready
+		for _, s := range tt.sigs {
+			syscall.Kill(os.Getpid(), s)
+			if s == syscall.SIGHUP {
+				select {
+				case <-reloads:
+				case <-time.After(10 * time.Second):
+					t.Fatal("SIGHUP did not call reload")
+				}
+			}
+		}
+		select {
+		case k := <-got:
+			if k != tt.want {
+				t.Errorf("signals %v: %v, want %v", tt.sigs, k, tt.want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("signals %v: WaitSignals did not return", tt.sigs)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if k := WaitSignals(ctx, nil, nil); k != StopContext {
+		t.Errorf("ended context: %v, want context", k)
+	}
+}
+
+func TestStartErrors(t *testing.T) {
+	var g Group
+	if _, err := g.Start(Spec{}); err == nil {
+		t.Error("empty role accepted")
+	}
+	if _, err := g.Start(Spec{Role: "report", Files: []File{{Name: "a,b", File: os.Stdin}}}); err == nil || !strings.Contains(err.Error(), `"a,b"`) {
+		t.Errorf("bad file name: %v, want an error naming it", err)
+	}
+	if _, err := g.Start(Spec{Role: "report", Path: "/nonexistent/mpmd"}); err == nil || !strings.Contains(err.Error(), "/nonexistent/mpmd") {
+		t.Errorf("missing program: %v, want an error naming it", err)
+	}
+}
+
+// logsOf returns what g logged, when its logger writes to a syncBuffer
+// made by testLogger.
+func logsOf(g *Group) string {
+	if b, ok := logBuffers.Load(g); ok {
+		return b.(*syncBuffer).String()
+	}
+	return "(not recorded)"
+}
+
+var logBuffers sync.Map
+
+// testLogger gives g a JSON logger whose output logsOf returns.
+func testLogger(g *Group) *syncBuffer {
+	b := &syncBuffer{}
+	logBuffers.Store(g, b)
+	g.Logger = slog.New(slog.NewJSONHandler(b, nil))
+	return b
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+// BenchmarkStartToReady is the time from Start to a child role running
+// (it writes "started" to an inherited pipe), the floor under a pool's
+// cold start:
+//
+//	CGO_ENABLED=0 go test -run '^$' -bench StartToReady ./prefork
+func BenchmarkStartToReady(b *testing.B) {
+	var g Group
+	for b.Loop() {
+		r, w, err := os.Pipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		c, err := g.Start(Spec{Role: "stubborn", Files: []File{{Name: "out", File: w}}})
+		w.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		buf := make([]byte, 8)
+		if _, err := r.Read(buf); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		c.Signal(syscall.SIGKILL)
+		c.Exit()
+		r.Close()
+		b.StartTimer()
+	}
+}

@@ -1,0 +1,190 @@
+package prefork
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gompm/mpm/privdrop"
+)
+
+// The environment through which a parent tells a re-executed child its
+// role and which inherited descriptors carry which files. They are the
+// only variables a child gets besides those of [Spec].Env.
+const (
+	EnvRole  = "MPM_PREFORK_ROLE"
+	EnvFiles = "MPM_PREFORK_FILES" // "name=3,name=4"
+)
+
+// RoleFunc is the body of a process started in a role. ctx is cancelled
+// when the process is asked to stop gracefully (SIGTERM or SIGINT); the
+// function should then finish what it is doing and return. A nil error
+// exits with status 0, an error with status 1 after logging it.
+type RoleFunc func(ctx context.Context, env *Env) error
+
+// Env is what a role's process received from its parent.
+type Env struct {
+	Role     string
+	Files    map[string]*os.File // inherited files, by the names given in Spec.Files
+	Identity *privdrop.Identity  // the identity the child completed, or nil
+	Logger   *slog.Logger        // writes to stderr, which the parent logs
+}
+
+// File returns the inherited file name or an error naming what was
+// inherited instead.
+func (e *Env) File(name string) (*os.File, error) {
+	if f, ok := e.Files[name]; ok {
+		return f, nil
+	}
+	names := make([]string, 0, len(e.Files))
+	for n := range e.Files {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return nil, fmt.Errorf("prefork: role %s: no inherited file %q (have %s)", e.Role, name, strings.Join(names, ", "))
+}
+
+// Roles is a registry of roles. The zero value is empty and ready to use.
+type Roles struct {
+	m map[string]RoleFunc
+}
+
+// Add registers fn under name. Registering a name twice, or an empty
+// name, is a programming error and panics, as http.ServeMux does.
+func (r *Roles) Add(name string, fn RoleFunc) {
+	if name == "" || fn == nil {
+		panic("prefork: Roles.Add: empty role name or nil function")
+	}
+	if _, dup := r.m[name]; dup {
+		panic("prefork: Roles.Add: role " + strconv.Quote(name) + " registered twice")
+	}
+	if r.m == nil {
+		r.m = make(map[string]RoleFunc)
+	}
+	r.m[name] = fn
+}
+
+// Main must be called early in main, before anything that should only
+// happen in the original (master) process. In a process started by
+// [Group.Start] it runs the role and exits, never returning into the
+// caller's code; in any other process it returns at once.
+//
+// Before the role runs, Main completes a privilege drop the parent
+// prepared (see [privdrop.Complete]), marks every inherited descriptor
+// close-on-exec so that programs the role runs (php-cgi) inherit none of
+// them, and closes any descriptor it was not told about.
+func (r *Roles) Main() {
+	name, ok := os.LookupEnv(EnvRole)
+	if !ok {
+		return
+	}
+	os.Exit(r.run(name))
+}
+
+func (r *Roles) run(name string) int {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("role", name, "pid", os.Getpid())
+	fail := func(err error) int {
+		log.Error("role failed", "err", err)
+		return 1
+	}
+	env := &Env{Role: name, Logger: log}
+	// The drop comes first: until it is complete the process holds
+	// capabilities, and nothing else should run with them.
+	if _, prepared := os.LookupEnv(privdrop.EnvIdentity); prepared {
+		id, err := privdrop.Complete()
+		if err != nil {
+			return fail(err)
+		}
+		env.Identity = &id
+	}
+	files, err := adoptFiles(os.Getenv(EnvFiles))
+	if err != nil {
+		return fail(err)
+	}
+	env.Files = files
+	os.Unsetenv(EnvRole)
+	os.Unsetenv(EnvFiles)
+
+	fn, ok := r.m[name]
+	if !ok {
+		return fail(fmt.Errorf("prefork: unknown role %q", name))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	// Reloads are the master's business: it starts new children.
+	signal.Ignore(syscall.SIGHUP)
+	if err := fn(ctx, env); err != nil && !errors.Is(err, context.Canceled) {
+		return fail(err)
+	}
+	return 0
+}
+
+// adoptFiles wraps the descriptors named in spec ("name=3,name=4") in
+// files, marks every descriptor above stderr close-on-exec, and closes
+// the ones not named: a child holds exactly what its parent meant to give.
+func adoptFiles(spec string) (map[string]*os.File, error) {
+	named := map[int]string{}
+	if spec != "" {
+		for _, kv := range strings.Split(spec, ",") {
+			name, num, ok := strings.Cut(kv, "=")
+			fd, err := strconv.Atoi(num)
+			if !ok || err != nil || fd < 3 || name == "" {
+				return nil, fmt.Errorf("prefork: bad %s entry %q", EnvFiles, kv)
+			}
+			named[fd] = name
+		}
+	}
+	d, err := os.Open("/proc/self/fd")
+	if err != nil {
+		return nil, fmt.Errorf("prefork: list inherited descriptors: %w", err)
+	}
+	ents, err := d.Readdirnames(-1)
+	self := int(d.Fd())
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("prefork: list inherited descriptors: %w", err)
+	}
+	files := map[string]*os.File{}
+	var unknown []int
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e)
+		if err != nil || fd < 3 || fd == self {
+			continue
+		}
+		name, ok := named[fd]
+		if !ok {
+			unknown = append(unknown, fd)
+			continue
+		}
+		unix.CloseOnExec(fd)
+		files[name] = os.NewFile(uintptr(fd), name)
+		delete(named, fd)
+	}
+	d.Close()
+	// The Go runtime's own descriptors (epoll, its wakeup pipe) are
+	// created close-on-exec after exec and would show up here only if
+	// opened by now; leave those alone and close what came from outside.
+	for _, fd := range unknown {
+		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && flags&unix.FD_CLOEXEC == 0 {
+			unix.Close(fd)
+		}
+	}
+	if len(named) > 0 {
+		var missing []string
+		for fd, name := range named {
+			missing = append(missing, fmt.Sprintf("%s=%d", name, fd))
+		}
+		slices.Sort(missing)
+		return nil, fmt.Errorf("prefork: inherited descriptors %s are not open", strings.Join(missing, ","))
+	}
+	return files, nil
+}
