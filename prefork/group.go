@@ -112,8 +112,9 @@ type Group struct {
 	// Logger receives the children's output, a line per record with the
 	// child's role and pid, and the group's own events. Nil discards.
 	Logger *slog.Logger
-	// OnExit, when set, is called (in its own goroutine) after each child
-	// ends and has been reaped.
+	// OnExit, when set, is called after each child ends and has been
+	// reaped, before its Done channel closes. It must not wait for that
+	// child's Done (or Exit).
 	OnExit func(*Child, Exit)
 
 	mu       sync.Mutex
@@ -228,11 +229,13 @@ func (g *Group) Start(spec Spec) (*Child, error) {
 		g.mu.Lock()
 		delete(g.children, c.Pid)
 		g.mu.Unlock()
-		close(c.done)
 		log.Debug("child ended", "exit", c.exit.String())
+		// Before Done closes, so that whoever waits for a child (Stop)
+		// knows its OnExit has run too.
 		if g.OnExit != nil {
 			g.OnExit(c, c.exit)
 		}
+		close(c.done)
 	}()
 	return c, nil
 }

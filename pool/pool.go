@@ -1,0 +1,552 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gompm/mpm/prefork"
+	"github.com/gompm/mpm/privdrop"
+)
+
+// Defaults for a zero Config: on demand, so that an idle site holds no
+// process, and bounded, so that one busy site cannot take the machine.
+const (
+	DefaultMax           = 8
+	DefaultMaxSpare      = 2
+	DefaultMaxRequests   = 1000
+	DefaultIdleTimeout   = 30 * time.Second
+	DefaultExpireTimeout = 5 * time.Minute
+	DefaultQueueTimeout  = 10 * time.Second
+	DefaultStopTimeout   = 10 * time.Second
+)
+
+// Config is one pool's settings. The zero value (with Name and Role set)
+// is an on-demand pool with the defaults above.
+type Config struct {
+	// Name identifies the pool in logs, stats and errors.
+	Name string
+	// Role is the prefork role the workers run; it calls [Join].
+	Role string
+	// Identity the workers run as; nil keeps the master's (tests, or a
+	// master that is not root).
+	Identity *privdrop.Identity
+	// Path of the worker executable; empty means this program.
+	Path string
+	// Env for the workers (see prefork.Spec.Env).
+	Env []string
+	// Files handed to every worker besides the pool's own.
+	Files []prefork.File
+
+	// Min workers kept running. 0 means on demand: no process until the
+	// first connection, and none again once the pool has been idle for
+	// IdleTimeout.
+	Min int
+	// MinSpare idle workers are kept ready above the busy ones (up to
+	// Max); MaxSpare idle workers at most (the longest idle above that
+	// are retired at once). 0 means DefaultMaxSpare.
+	MinSpare, MaxSpare int
+	// Max workers at once. 0 means DefaultMax.
+	Max int
+	// MaxRequests a worker serves before it exits and is replaced, to
+	// bound leaks. 0 means DefaultMaxRequests; negative means no limit.
+	MaxRequests int
+	// IdleTimeout after which an idle worker above Min is retired.
+	IdleTimeout time.Duration
+	// ExpireTimeout after which a worker busy on one connection is
+	// killed. Negative disables it.
+	ExpireTimeout time.Duration
+	// QueueTimeout is how long a sender may wait for a worker before it
+	// answers 503 (see [Pool.QueueTimeout]).
+	QueueTimeout time.Duration
+	// StopTimeout is how long in-flight work may take when the pool
+	// stops, before its workers are killed.
+	StopTimeout time.Duration
+
+	// Limit, when set, is a cap on workers shared with other pools.
+	Limit *Limit
+	// Logger for the pool's events and its workers' output. Nil discards.
+	Logger *slog.Logger
+}
+
+func (c *Config) withDefaults() (Config, error) {
+	d := *c
+	if d.Name == "" || d.Role == "" {
+		return d, fmt.Errorf("pool: config needs a Name and a Role (got name %q, role %q)", d.Name, d.Role)
+	}
+	def := func(v *int, x int) {
+		if *v == 0 {
+			*v = x
+		}
+	}
+	defd := func(v *time.Duration, x time.Duration) {
+		if *v == 0 {
+			*v = x
+		}
+	}
+	def(&d.Max, DefaultMax)
+	def(&d.MaxSpare, DefaultMaxSpare)
+	def(&d.MaxRequests, DefaultMaxRequests)
+	defd(&d.IdleTimeout, DefaultIdleTimeout)
+	defd(&d.ExpireTimeout, DefaultExpireTimeout)
+	defd(&d.QueueTimeout, DefaultQueueTimeout)
+	defd(&d.StopTimeout, DefaultStopTimeout)
+	switch {
+	case d.Min < 0 || d.MinSpare < 0 || d.MaxSpare < 0 || d.Max < 0:
+		return d, fmt.Errorf("pool %s: negative size (min %d, min spare %d, max spare %d, max %d)", d.Name, d.Min, d.MinSpare, d.MaxSpare, d.Max)
+	case d.Min > d.Max:
+		return d, fmt.Errorf("pool %s: min %d is above max %d", d.Name, d.Min, d.Max)
+	case d.MinSpare > d.MaxSpare:
+		return d, fmt.Errorf("pool %s: min spare %d is above max spare %d", d.Name, d.MinSpare, d.MaxSpare)
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	return d, nil
+}
+
+// Stats is a pool's state at one moment, for status pages and metrics.
+type Stats struct {
+	Name                          string
+	Workers                       int // processes alive
+	Starting, Idle, Busy, Exiting int
+	Pending                       bool // a connection waits in the dispatch queue
+	Spawned, Retired, Killed      uint64
+	Crashed, Recycled             uint64
+	Served                        uint64 // requests, by live and past workers
+	BackoffUntil                  time.Time
+	Slots                         []SlotInfo // one per live worker
+}
+
+// Pool is one identity's workers.
+type Pool struct {
+	cfg   Config
+	board *scoreboard
+	// send is the end that senders (multiplexers) write to; recv the one
+	// the workers read from. The pool keeps recv open so queued messages
+	// survive the last worker, and polls it to start workers on demand.
+	send, recv *os.File
+	group      prefork.Group
+	wake       chan struct{}
+
+	mu       sync.Mutex
+	children map[int]*prefork.Child // by slot
+	stopping map[int]bool           // slots the pool asked to stop
+	stats    Stats
+	crashes  []time.Time
+	backoff  time.Duration
+	served   uint64 // by workers that have ended
+}
+
+// New creates a pool: its dispatch socket pair and scoreboard. Start its
+// workers with Run.
+func New(cfg Config) (*Pool, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	// Created blocking on purpose: the workers share the receiving
+	// end's open file description, and os.File only leaves the
+	// description's O_NONBLOCK flag alone (when handing it to a child)
+	// if it never put it in the poller. Each worker's net.FileConn makes
+	// it non-blocking for the runtime poller; the pool itself only polls.
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("pool %s: dispatch socket pair: %w", c.Name, os.NewSyscallError("socketpair", err))
+	}
+	board, err := newScoreboard(c.Name, c.Max)
+	if err != nil {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+		return nil, err
+	}
+	p := &Pool{
+		cfg:      c,
+		board:    board,
+		send:     os.NewFile(uintptr(fds[0]), "dispatch-send-"+c.Name),
+		recv:     os.NewFile(uintptr(fds[1]), "dispatch-recv-"+c.Name),
+		wake:     make(chan struct{}, 1),
+		children: map[int]*prefork.Child{},
+		stopping: map[int]bool{},
+	}
+	p.group.Logger = c.Logger.With("pool", c.Name)
+	p.group.OnExit = p.onExit
+	p.stats.Name = c.Name
+	return p, nil
+}
+
+// Dispatch returns the sending end of the pool's dispatch socket, to be
+// handed to the processes that pass connections to this pool.
+func (p *Pool) Dispatch() *os.File { return p.send }
+
+// QueueTimeout is how long a sender should wait for this pool's workers.
+func (p *Pool) QueueTimeout() time.Duration { return p.cfg.QueueTimeout }
+
+// Stats returns the pool's current state.
+func (p *Pool) Stats() Stats {
+	p.mu.Lock()
+	s := p.stats
+	s.Served = p.served
+	p.mu.Unlock()
+	s.Workers, s.Starting, s.Idle, s.Busy, s.Exiting = 0, 0, 0, 0, 0
+	s.Slots = nil
+	for _, in := range p.live() {
+		s.Workers++
+		switch in.State {
+		case Starting, Empty:
+			s.Starting++
+		case Idle:
+			s.Idle++
+		case Busy:
+			s.Busy++
+		case Exiting:
+			s.Exiting++
+		}
+		s.Served += in.Requests
+		s.Slots = append(s.Slots, in)
+	}
+	s.Pending = p.pending()
+	return s
+}
+
+// live returns the slots of the workers alive now.
+func (p *Pool) live() []SlotInfo {
+	p.mu.Lock()
+	slots := make([]int, 0, len(p.children))
+	for i := range p.children {
+		slots = append(slots, i)
+	}
+	p.mu.Unlock()
+	slices.Sort(slots)
+	out := make([]SlotInfo, 0, len(slots))
+	for _, i := range slots {
+		out = append(out, p.board.read(i))
+	}
+	return out
+}
+
+// pending reports whether a message waits in the dispatch queue, which
+// with no idle worker means a connection needs one.
+func (p *Pool) pending() bool {
+	fds := []unix.PollFd{{Fd: int32(p.recv.Fd()), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n > 0 && fds[0].Revents&unix.POLLIN != 0
+}
+
+// Run starts the pool's workers and keeps the pool sized until ctx ends;
+// then it stops the workers (gracefully until StopTimeout, then with
+// SIGKILL) and returns.
+func (p *Pool) Run(ctx context.Context) error {
+	// A waiter on the dispatch queue wakes the loop the moment a
+	// connection arrives for a pool without an idle worker.
+	watching := make(chan struct{})
+	go func() { defer close(watching); p.watchQueue(ctx) }()
+	defer func() { <-watching }() // it polls recv, which Close closes
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		p.adjust()
+		select {
+		case <-ctx.Done():
+			stop, cancel := context.WithTimeout(context.Background(), p.cfg.StopTimeout)
+			p.group.Stop(stop)
+			cancel()
+			return nil
+		case <-tick.C:
+		case <-p.wake:
+		}
+	}
+}
+
+func (p *Pool) poke() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// watchQueue pokes the loop when the dispatch queue holds a message. It
+// sleeps briefly after each poke: while every worker is busy the queue
+// stays readable, and the loop needs no more than one poke per change.
+func (p *Pool) watchQueue(ctx context.Context) {
+	for ctx.Err() == nil {
+		fds := []unix.PollFd{{Fd: int32(p.recv.Fd()), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, 200)
+		if err != nil && err != unix.EINTR {
+			p.cfg.Logger.Error("pool: poll dispatch queue", "pool", p.cfg.Name, "err", err)
+			return
+		}
+		if n > 0 {
+			p.poke()
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+// adjust compares the scoreboard with the configuration and starts,
+// retires or kills workers.
+func (p *Pool) adjust() {
+	now := time.Now()
+	slots := p.live()
+	var idle []SlotInfo
+	busy, starting := 0, 0
+	p.mu.Lock()
+	stopping := maps.Clone(p.stopping)
+	p.mu.Unlock()
+	leaving := 0
+	for _, s := range slots {
+		if stopping[s.Slot] {
+			leaving++ // on its way out: counts toward Max, not Min
+			continue
+		}
+		switch s.State {
+		case Idle:
+			idle = append(idle, s)
+		case Busy:
+			busy++
+			if p.cfg.ExpireTimeout > 0 && now.Sub(s.Since) > p.cfg.ExpireTimeout {
+				p.kill(s, fmt.Sprintf("busy on %s%s for %v, past the expire timeout %v", s.Host, s.Path, now.Sub(s.Since).Round(time.Millisecond), p.cfg.ExpireTimeout))
+			}
+		case Starting, Empty:
+			starting++
+		}
+	}
+	total := len(slots)
+	staying := total - leaving
+	ready := len(idle) + starting
+
+	want := 0
+	switch {
+	case staying < p.cfg.Min:
+		want = p.cfg.Min - staying
+	case ready < p.cfg.MinSpare:
+		want = p.cfg.MinSpare - ready
+	}
+	// A connection waits and no worker is free or on its way.
+	if want == 0 && ready == 0 && p.pending() {
+		want = 1
+	}
+	if want > 0 {
+		p.spawn(min(want, p.cfg.Max-total))
+		return
+	}
+
+	// Retire idle workers: the longest idle first, above MaxSpare at
+	// once, and above Min once they have been idle for IdleTimeout.
+	slices.SortFunc(idle, func(a, b SlotInfo) int { return a.Since.Compare(b.Since) })
+	extra := len(idle) - p.cfg.MaxSpare
+	for _, s := range idle {
+		if staying <= p.cfg.Min {
+			break
+		}
+		if extra > 0 || now.Sub(s.Since) > p.cfg.IdleTimeout {
+			p.retire(s)
+			extra--
+			staying--
+		}
+	}
+}
+
+// spawn starts up to n workers, within the global limit and unless the
+// pool is backing off after crashes.
+func (p *Pool) spawn(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if time.Now().Before(p.stats.BackoffUntil) {
+		return
+	}
+	for ; n > 0; n-- {
+		slot := -1
+		for i := range p.board.n {
+			if _, used := p.children[i]; !used {
+				slot = i
+				break
+			}
+		}
+		if slot < 0 {
+			return
+		}
+		if !p.cfg.Limit.acquire() {
+			p.cfg.Logger.Warn("pool: global worker limit reached", "pool", p.cfg.Name, "limit", p.cfg.Limit.Max)
+			return
+		}
+		p.board.write(slot, Starting, 0, 0, nil, nil)
+		c, err := p.group.Start(prefork.Spec{
+			Role:     p.cfg.Role,
+			Args:     []string{p.cfg.Name, strconv.Itoa(slot)},
+			Identity: p.cfg.Identity,
+			Path:     p.cfg.Path,
+			Env:      append(slices.Clone(p.cfg.Env), envSlot+"="+strconv.Itoa(slot), envMaxRequests+"="+strconv.Itoa(p.cfg.MaxRequests), envName+"="+p.cfg.Name),
+			Files: append([]prefork.File{
+				{Name: fileDispatch, File: p.recv},
+				{Name: fileScoreboard, File: p.board.file},
+			}, p.cfg.Files...),
+		})
+		if err != nil {
+			p.cfg.Limit.release()
+			p.board.reset(slot)
+			p.cfg.Logger.Error("pool: start worker", "pool", p.cfg.Name, "err", err)
+			p.noteCrash()
+			return
+		}
+		p.children[slot] = c
+		p.stats.Spawned++
+	}
+}
+
+func (p *Pool) childAt(s SlotInfo) *prefork.Child {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.children[s.Slot]
+}
+
+func (p *Pool) retire(s SlotInfo) {
+	c := p.childAt(s)
+	if c == nil {
+		return
+	}
+	p.mu.Lock()
+	p.stopping[s.Slot] = true
+	p.stats.Retired++
+	p.mu.Unlock()
+	// An idle worker that takes a connection just now finishes it first.
+	c.Signal(syscall.SIGTERM)
+}
+
+func (p *Pool) kill(s SlotInfo, why string) {
+	c := p.childAt(s)
+	if c == nil {
+		return
+	}
+	p.mu.Lock()
+	if p.stopping[s.Slot] {
+		p.mu.Unlock()
+		return
+	}
+	p.stopping[s.Slot] = true
+	p.stats.Killed++
+	p.mu.Unlock()
+	p.cfg.Logger.Warn("pool: killing worker", "pool", p.cfg.Name, "pid", c.Pid, "why", why)
+	c.Signal(syscall.SIGKILL)
+}
+
+// onExit frees a worker's slot and tells a crash from an exit the pool
+// expected: a worker asked to stop, or one that recycled itself (exit
+// status 0 after MaxRequests, or after its role returned).
+func (p *Pool) onExit(c *prefork.Child, e prefork.Exit) {
+	p.mu.Lock()
+	slot := -1
+	for i, ch := range p.children {
+		if ch == c {
+			slot = i
+		}
+	}
+	if slot < 0 {
+		p.mu.Unlock()
+		return
+	}
+	info := p.board.read(slot)
+	p.served += info.Requests
+	delete(p.children, slot)
+	asked := p.stopping[slot]
+	delete(p.stopping, slot)
+	switch {
+	case asked:
+	case e.Code == 0 && e.Signal == 0:
+		p.stats.Recycled++
+	default:
+		p.stats.Crashed++
+		p.cfg.Logger.Warn("pool: worker crashed", "pool", p.cfg.Name, "pid", c.Pid, "exit", e.String())
+		p.noteCrash()
+	}
+	p.board.reset(slot)
+	p.mu.Unlock()
+	p.cfg.Limit.release()
+	p.poke()
+}
+
+// Crash loop protection: more than crashLimit crashes within crashWindow
+// stops spawning for a back-off that doubles each time, up to maxBackoff.
+const (
+	crashLimit  = 5
+	crashWindow = 10 * time.Second
+	minBackoff  = time.Second
+	maxBackoff  = time.Minute
+)
+
+// noteCrash records a crash; p.mu is held.
+func (p *Pool) noteCrash() {
+	now := time.Now()
+	p.crashes = append(p.crashes, now)
+	for len(p.crashes) > 0 && now.Sub(p.crashes[0]) > crashWindow {
+		p.crashes = p.crashes[1:]
+	}
+	if len(p.crashes) < crashLimit {
+		if len(p.crashes) <= 1 {
+			p.backoff = 0
+		}
+		return
+	}
+	p.backoff = min(max(2*p.backoff, minBackoff), maxBackoff)
+	p.stats.BackoffUntil = now.Add(p.backoff)
+	p.crashes = p.crashes[:0]
+	p.cfg.Logger.Error("pool: workers keep crashing; backing off", "pool", p.cfg.Name, "crashes", crashLimit, "within", crashWindow, "backoff", p.backoff)
+}
+
+// Close releases the pool's sockets and scoreboard. Call it after Run has
+// returned.
+func (p *Pool) Close() error {
+	p.board.close()
+	return errors.Join(p.send.Close(), p.recv.Close())
+}
+
+// Limit caps the workers of several pools together. The zero value (or a
+// nil *Limit) is no limit.
+type Limit struct {
+	Max int
+
+	mu  sync.Mutex
+	cur int
+}
+
+func (l *Limit) acquire() bool {
+	if l == nil || l.Max <= 0 {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cur >= l.Max {
+		return false
+	}
+	l.cur++
+	return true
+}
+
+func (l *Limit) release() {
+	if l == nil || l.Max <= 0 {
+		return
+	}
+	l.mu.Lock()
+	l.cur--
+	l.mu.Unlock()
+}
+
+// InUse reports how many workers hold a place under the limit.
+func (l *Limit) InUse() int {
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cur
+}

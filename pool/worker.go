@@ -1,0 +1,88 @@
+package pool
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+
+	"github.com/gompm/mpm/prefork"
+)
+
+// What a worker is given by its pool, besides its identity.
+const (
+	fileDispatch   = "dispatch"   // the receiving end of the dispatch socket
+	fileScoreboard = "scoreboard" // the pool's scoreboard
+	envSlot        = "MPM_POOL_SLOT"
+	envMaxRequests = "MPM_POOL_MAX_REQUESTS"
+	envName        = "MPM_POOL_NAME"
+)
+
+// Worker is a worker process's side of its pool: the dispatch socket to
+// take connections from, and its scoreboard slot to report on.
+type Worker struct {
+	Pool     string
+	Slot     int
+	Dispatch *os.File // SOCK_SEQPACKET; receive connections with fdpass
+
+	board       *scoreboard
+	pid         int
+	requests    uint64
+	maxRequests int
+}
+
+// Join is called by the worker role with its prefork.Env. The worker
+// starts out Starting; call Idle when ready to take work.
+func Join(env *prefork.Env) (*Worker, error) {
+	d, err := env.File(fileDispatch)
+	if err != nil {
+		return nil, fmt.Errorf("pool: join: %w", err)
+	}
+	f, err := env.File(fileScoreboard)
+	if err != nil {
+		return nil, fmt.Errorf("pool: join: %w", err)
+	}
+	slot, err := strconv.Atoi(os.Getenv(envSlot))
+	if err != nil {
+		return nil, fmt.Errorf("pool: join: bad %s %q", envSlot, os.Getenv(envSlot))
+	}
+	maxReq, _ := strconv.Atoi(os.Getenv(envMaxRequests))
+	board, err := mapScoreboard(f)
+	if err != nil {
+		return nil, fmt.Errorf("pool: join: %w", err)
+	}
+	if slot < 0 || slot >= board.n {
+		board.close()
+		return nil, fmt.Errorf("pool: join: slot %d outside the scoreboard's %d", slot, board.n)
+	}
+	return &Worker{Pool: os.Getenv(envName), Slot: slot, Dispatch: d, board: board, pid: os.Getpid(), maxRequests: maxReq}, nil
+}
+
+// Idle reports that the worker waits for a connection.
+func (w *Worker) Idle() {
+	empty := ""
+	w.board.write(w.Slot, Idle, w.pid, w.requests, &empty, &empty)
+}
+
+// Busy reports that the worker serves a request for host and path.
+func (w *Worker) Busy(host, path string) {
+	w.board.write(w.Slot, Busy, w.pid, w.requests, &host, &path)
+}
+
+// Done counts a served request and reports whether the worker has served
+// its MaxRequests and should exit (with status 0, after its connection)
+// to be replaced.
+func (w *Worker) Done() (recycle bool) {
+	w.requests++
+	recycle = w.maxRequests > 0 && w.requests >= uint64(w.maxRequests)
+	st := Busy
+	if recycle {
+		st = Exiting
+	}
+	w.board.write(w.Slot, st, w.pid, w.requests, nil, nil)
+	return recycle
+}
+
+// Exiting reports that the worker is on its way out.
+func (w *Worker) Exiting() {
+	w.board.write(w.Slot, Exiting, w.pid, w.requests, nil, nil)
+}
