@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,6 +27,7 @@ var roles prefork.Roles
 func TestMain(m *testing.M) {
 	roles.Add("job-worker", jobWorker)
 	roles.Add("crash-at-start", func(context.Context, *prefork.Env) error { return errors.New("cannot start") })
+	roles.Add("pool-master", poolMaster)
 	roles.Main()
 	testenv.Main(m, nil)
 }
@@ -73,6 +76,31 @@ func jobWorker(ctx context.Context, env *prefork.Env) error {
 			return nil
 		}
 	}
+}
+
+// poolMaster runs a pool of two workers and writes their pids to "out".
+func poolMaster(ctx context.Context, env *prefork.Env) error {
+	out, err := env.File("out")
+	if err != nil {
+		return err
+	}
+	exe, _ := os.Executable()
+	p, err := New(Config{Name: "orphans", Role: "job-worker", Path: exe, Min: 2})
+	if err != nil {
+		return err
+	}
+	go p.Run(ctx)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if s := p.Stats(); s.Idle == 2 {
+			for _, sl := range s.Slots {
+				fmt.Fprintln(out, sl.PID)
+			}
+			out.Close()
+			break
+		}
+	}
+	<-ctx.Done()
+	return nil
 }
 
 type harness struct {
@@ -372,4 +400,59 @@ func TestScoreboardPerPool(t *testing.T) {
 	if sockets > 2 {
 		t.Errorf("alpha's worker holds %d sockets: %v", sockets, fds)
 	}
+}
+
+// TestMasterKilledLeavesNoWorker: SIGKILL to the process running a pool
+// takes its workers down with it.
+func TestMasterKilledLeavesNoWorker(t *testing.T) {
+	var g prefork.Group
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	master, err := g.Start(prefork.Spec{Role: "pool-master", Files: []prefork.File{{Name: "out", File: w}}})
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer master.Signal(syscall.SIGKILL)
+	r.SetReadDeadline(time.Now().Add(time.Minute))
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(b)) {
+		pid, err := strconv.Atoi(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pids = append(pids, pid)
+		defer syscall.Kill(pid, syscall.SIGKILL)
+	}
+	if len(pids) != 2 {
+		t.Fatalf("master reported workers %q, want 2 pids", b)
+	}
+	master.Signal(syscall.SIGKILL)
+	master.Exit()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		left := slices.DeleteFunc(slices.Clone(pids), func(pid int) bool { return !running(pid) })
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("workers %v outlived their master by 10s", left)
+		}
+	}
+}
+
+// running reports whether pid exists and is not a zombie.
+func running(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	return !strings.HasPrefix(s[strings.LastIndexByte(s, ')')+1:], " Z")
 }
