@@ -30,11 +30,13 @@
 //     unix sockets, with the bytes already read and their metadata.
 //   - vhostroute (planned): Host and SNI normalization, the routing table,
 //     a bounded request-head reader and a TLS ClientHello peek.
-//   - prefork (planned): the master/worker process model: roles, re-exec,
-//     spawning as an identity with only the files it should hold,
-//     reaping, signals and graceful stop.
-//   - pool (planned): per-identity pools on top of prefork, sized by
-//     demand, with recycling, timeouts, crash back-off and stats.
+//   - [github.com/gompm/mpm/prefork]: the master/worker process model:
+//     roles, re-exec, spawning as an identity with only the files it
+//     should hold, children that die with the master, reaping, signals
+//     and graceful stop.
+//   - [github.com/gompm/mpm/pool]: per-identity pools on top of prefork,
+//     sized by demand (on demand from zero), with recycling, idle and
+//     expire timeouts, crash back-off, a per-pool scoreboard and stats.
 //   - examples/mpmd (planned): the reference daemon built from all of the
 //     above, an mpm-itk / mpm-peruser equivalent serving PHP.
 //
