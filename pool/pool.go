@@ -79,6 +79,12 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Check reports what New would refuse in c, without creating anything.
+func (c *Config) Check() error {
+	_, err := c.withDefaults()
+	return err
+}
+
 func (c *Config) withDefaults() (Config, error) {
 	d := *c
 	if d.Name == "" || d.Role == "" {

@@ -86,3 +86,16 @@ func (w *Worker) Done() (recycle bool) {
 func (w *Worker) Exiting() {
 	w.board.write(w.Slot, Exiting, w.pid, w.requests, nil, nil)
 }
+
+// BusyOn counts the workers of this pool, this one included, that are
+// busy serving host: what a per-vhost limit (mpm-itk's MaxClientsVHost)
+// compares against.
+func (w *Worker) BusyOn(host string) int {
+	n := 0
+	for i := range w.board.n {
+		if s := w.board.read(i); s.State == Busy && s.Host == host {
+			n++
+		}
+	}
+	return n
+}
