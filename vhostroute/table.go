@@ -1,6 +1,7 @@
 package vhostroute
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -271,10 +272,11 @@ func parsePattern(raw string) (wild bool, key string, err error) {
 // local (the connection's LocalAddr; an IPv4-mapped IPv6 address counts
 // as IPv4). host is a Host header value or SNI server name, normalized or
 // not: Lookup lower-cases it and strips a port and a trailing dot itself,
-// without allocating for ASCII names (internationalized names go through
-// [NormalizeHost], which allocates). An empty host matches only the
-// default; a host that is not valid matches nothing, not even the
-// default, and returns false.
+// without allocating for ASCII names (internationalized names, in
+// Unicode or xn-- form, are checked against the IDNA rules, which
+// allocates). A host is valid for Lookup exactly when NormalizeHost
+// accepts it. An empty host matches only the default; a host that is not
+// valid matches nothing, not even the default, and returns false.
 //
 // Order: the scope is the most specific of address:port, *:port and the
 // catch-all that has entries; within it, an exact name, then the longest
@@ -296,6 +298,14 @@ func (t *Table[V]) Lookup(local netip.AddrPort, host string) (v V, ok bool) {
 	}
 	if r != rOK {
 		return v, false
+	}
+	if bytes.Contains(name, []byte("xn--")) {
+		// Hold a name in xn-- form to the same IDNA rules as
+		// NormalizeHost, so that a host is valid here exactly when it is
+		// there (this allocates; only internationalized names pay).
+		if checkPunycode(host, string(name)) != nil {
+			return v, false
+		}
 	}
 	if len(name) > 0 {
 		if i, ok := sc.exact[string(name)]; ok {
