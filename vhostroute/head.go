@@ -156,13 +156,26 @@ func (r *HeadReader) ReadHeadAfter(c DeadlineReader, prefix []byte) (Head, error
 	}
 	buf := append(make([]byte, 0, size), prefix...)
 	p := headParser{maxLine: maxLine, maxFields: maxFields, maxHead: maxHead}
+	// view is what the parser may look at: never more than maxHead
+	// bytes, even when a long prefix was handed in.
+	view := func() []byte {
+		if len(buf) > maxHead {
+			return buf[:maxHead]
+		}
+		return buf
+	}
+	finish := func() (Head, error) {
+		h, err := p.finish(view())
+		h.Raw = buf
+		return h, err
+	}
 	for {
-		done, herr := p.scan(buf)
+		done, herr := p.scan(view())
 		if herr != nil {
 			return Head{Raw: buf}, herr
 		}
 		if done {
-			return p.finish(buf)
+			return finish()
 		}
 		if len(buf) >= maxHead {
 			if !p.inHeaders {
@@ -186,10 +199,10 @@ func (r *HeadReader) ReadHeadAfter(c DeadlineReader, prefix []byte) (Head, error
 			if n > 0 {
 				// Look at what arrived with the error first: it may
 				// complete the head, or be a better reason to fail.
-				if done, herr := p.scan(buf); herr != nil {
+				if done, herr := p.scan(view()); herr != nil {
 					return Head{Raw: buf}, herr
 				} else if done {
-					return p.finish(buf)
+					return finish()
 				}
 			}
 			return Head{Raw: buf}, readErr(err, len(buf), timeout)
@@ -350,6 +363,12 @@ func (p *headParser) requestLine(buf []byte, start, end int) *HeadError {
 		if c <= ' ' || c >= 0x7f {
 			return headErr(http.StatusBadRequest, nil, "invalid byte in request target %s", quoteCut(target))
 		}
+		if c == '#' {
+			// No form of request-target has a fragment (RFC 9112 §3.2);
+			// clients never send one, and parsers differ on where an
+			// authority ends if one is there.
+			return headErr(http.StatusBadRequest, nil, "fragment ('#') in request target %s", quoteCut(target))
+		}
 	}
 	if len(proto) != 8 || string(proto[:5]) != "HTTP/" || proto[6] != '.' || !isDigit(proto[5]) || !isDigit(proto[7]) {
 		return headErr(http.StatusBadRequest, nil, "malformed protocol version %s", quoteCut(proto))
@@ -483,7 +502,7 @@ func absoluteAuthority(t string) (host, port string, err error) {
 	rest = rest[2:]
 	end := len(rest)
 	for j := 0; j < len(rest); j++ {
-		if c := rest[j]; c == '/' || c == '?' || c == '#' {
+		if c := rest[j]; c == '/' || c == '?' {
 			end = j
 			break
 		}

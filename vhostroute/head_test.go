@@ -119,6 +119,8 @@ func TestParseHead(t *testing.T) {
 		{"Host with empty label", "GET / HTTP/1.1\r\nHost: a..b\r\n\r\n", bad(400, "empty label")},
 		{"Host with NUL", "GET / HTTP/1.1\r\nHost: a\x00b\r\n\r\n", bad(400, "control byte 0x00")},
 		{"absolute form with bad host", "GET http://a..b/ HTTP/1.1\r\nHost: a\r\n\r\n", bad(400, "invalid authority")},
+		{"fragment in absolute form", "GET http://a#@b/ HTTP/1.1\r\nHost: a\r\n\r\n", bad(400, "fragment")},
+		{"fragment in origin form", "GET /x#y HTTP/1.1\r\nHost: a\r\n\r\n", bad(400, "fragment")},
 		{"absolute form with userinfo", "GET http://u@b/ HTTP/1.1\r\nHost: a\r\n\r\n", bad(400, "userinfo")},
 		{"absolute form with empty host", "GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n", bad(400, "empty host")},
 		{"absolute form, other scheme", "GET ftp://b/ HTTP/1.1\r\nHost: a\r\n\r\n", bad(400, "scheme \"ftp\"")},
@@ -409,5 +411,20 @@ func agreesWithNetHTTP(t testing.TB, h Head) {
 	}
 	if req.Method != h.Method || req.RequestURI != h.Target || req.Proto != h.Proto {
 		t.Errorf("head %q: net/http reads %q %q %q", h.Raw[:h.Len], req.Method, req.RequestURI, req.Proto)
+	}
+}
+
+// A prefix longer than the limit is held to the limit too: the head must
+// end within MaxHeadBytes.
+func TestReadHeadAfterLongPrefix(t *testing.T) {
+	prefix := []byte("GET / HTTP/1.1\r\nHost: a\r\nX: " + strings.Repeat("y", 100) + "\r\n\r\n")
+	_, err := (&HeadReader{MaxHeadBytes: 64}).ReadHeadAfter(&chunkConn{}, prefix)
+	var he *HeadError
+	if !errors.As(err, &he) || he.Status != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("err = %v, want 431", err)
+	}
+	h, err := (&HeadReader{MaxHeadBytes: 200}).ReadHeadAfter(&chunkConn{}, prefix)
+	if err != nil || h.Len != len(prefix) || !bytes.Equal(h.Raw, prefix) {
+		t.Errorf("within the limit: Len %d, %v", h.Len, err)
 	}
 }
