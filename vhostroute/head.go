@@ -274,31 +274,38 @@ type headParser struct {
 
 // scan checks every complete line from p.next on. It reports done at the
 // blank line that ends the head.
+//
+// The answer must not depend on how the bytes arrived, so problems are
+// reported in the order of the bytes that reveal them: a bare CR when
+// the byte after it arrives, a request line over its limit when its
+// limit+2nd byte arrives without an LF (only those bytes are looked at),
+// a bare LF when it arrives.
 func (p *headParser) scan(buf []byte) (done bool, err *HeadError) {
 	for {
 		rest := buf[p.next:]
-		from := p.searched - p.next
-		if from < 0 {
-			from = 0
-		}
+		from := max(p.searched-p.next, 0)
 		lf := bytes.IndexByte(rest[from:], '\n')
 		if lf >= 0 {
 			lf += from
 		}
+		if !p.inHeaders && (lf < 0 && len(rest) > p.maxLine+1 || lf > p.maxLine+1) {
+			if bareCR(rest[:p.maxLine+2]) {
+				return false, headErr(http.StatusBadRequest, nil, "bare CR (not followed by LF)")
+			}
+			return false, headErr(http.StatusRequestURITooLong, nil, "request line longer than %d bytes", p.maxLine)
+		}
+		// rest[:from] was searched before and held no bare CR; only a CR
+		// at its very end can have become one.
+		crFrom := max(from-1, 0)
 		if lf < 0 {
 			p.searched = len(buf)
-			// Nothing complete. Refuse early what cannot become valid: a
-			// request line past its limit, a bare CR.
-			if !p.inHeaders && len(rest) > p.maxLine+1 {
-				return false, headErr(http.StatusRequestURITooLong, nil, "request line longer than %d bytes", p.maxLine)
-			}
-			if from > 0 {
-				from-- // a CR at the end of the last search may now have a successor
-			}
-			if cr := bytes.IndexByte(rest[from:], '\r'); cr >= 0 && from+cr+1 < len(rest) {
+			if bareCR(rest[crFrom:]) {
 				return false, headErr(http.StatusBadRequest, nil, "bare CR (not followed by LF)")
 			}
 			return false, nil
+		}
+		if bareCR(rest[crFrom:lf]) {
+			return false, headErr(http.StatusBadRequest, nil, "bare CR (not followed by LF)")
 		}
 		if lf == 0 || rest[lf-1] != '\r' {
 			return false, headErr(http.StatusBadRequest, nil, "bare LF as a line end (CRLF is required)")
@@ -306,9 +313,6 @@ func (p *headParser) scan(buf []byte) (done bool, err *HeadError) {
 		start, end := p.next, p.next+lf-1
 		line := buf[start:end]
 		p.next += lf + 1
-		if bytes.IndexByte(line, '\r') >= 0 {
-			return false, headErr(http.StatusBadRequest, nil, "bare CR (not followed by LF)")
-		}
 		if !p.inHeaders {
 			if len(line) == 0 {
 				// RFC 9112 §2.2: ignore at least one empty line before
@@ -320,9 +324,6 @@ func (p *headParser) scan(buf []byte) (done bool, err *HeadError) {
 					return false, headErr(http.StatusBadRequest, nil, "more than %d empty lines before the request line", maxLeadingEmpty)
 				}
 				continue
-			}
-			if len(line) > p.maxLine {
-				return false, headErr(http.StatusRequestURITooLong, nil, "request line longer than %d bytes", p.maxLine)
 			}
 			if err := p.requestLine(buf, start, end); err != nil {
 				return false, err
@@ -337,6 +338,13 @@ func (p *headParser) scan(buf []byte) (done bool, err *HeadError) {
 			return false, err
 		}
 	}
+}
+
+// bareCR reports whether b holds a CR followed by a byte other than LF
+// (b holds no LF, except possibly right after its last byte).
+func bareCR(b []byte) bool {
+	i := bytes.IndexByte(b, '\r')
+	return i >= 0 && i+1 < len(b)
 }
 
 func (p *headParser) requestLine(buf []byte, start, end int) *HeadError {
