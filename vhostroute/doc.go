@@ -117,7 +117,8 @@
 //     the host: its authority replaces the Host field's value, as §3.2.2
 //     requires of an origin server, and as net/http does, so the worker
 //     sees the request for the host it was routed by. An HTTP/1.1
-//     request must still carry a Host field (§3.2).
+//     request must still carry a Host field (§3.2). A CONNECT target
+//     (authority-form, "host:port") decides the host the same way.
 //   - HTTP/1.0 without Host is valid and has Host "": route it to the
 //     listener's default. An empty Host field is the same.
 //   - HTTP/1.2 to 1.9 are read as HTTP/1.1 would be; HTTP/0.9 (a

@@ -472,11 +472,15 @@ func (p *headParser) finish(buf []byte) (Head, error) {
 			return h, headErr(http.StatusBadRequest, nil, "asterisk-form target with method %q (only OPTIONS may use it)", h.Method)
 		}
 	case h.Method == "CONNECT":
-		// authority-form; a virtual host is not a proxy, but the form is
-		// valid and routing still goes by Host.
-		if _, port, err := SplitHostPort(t); err != nil || port == "" {
+		// authority-form (RFC 9112 §3.2.3). A virtual host is not a
+		// proxy, but the form is valid; its authority is the target
+		// URI's (RFC 9110 §7.1), so, as for absolute-form and as in
+		// net/http, it decides the host.
+		host, port, err := SplitHostPort(t)
+		if err != nil || port == "" || host == "" {
 			return h, headErr(http.StatusBadRequest, err, "CONNECT target %s is not host:port", quoteCut([]byte(t)))
 		}
+		h.Host, h.Port = host, port
 	default:
 		// absolute-form. RFC 9112 §3.2.2: the target's authority wins
 		// over the Host field, which is replaced. (net/http does the
