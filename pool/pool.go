@@ -264,6 +264,13 @@ func (p *Pool) Run(ctx context.Context) error {
 		p.adjust()
 		select {
 		case <-ctx.Done():
+			// Every worker is asked to stop now: none of them ending is
+			// a crash.
+			p.mu.Lock()
+			for slot := range p.children {
+				p.stopping[slot] = true
+			}
+			p.mu.Unlock()
 			stop, cancel := context.WithTimeout(context.Background(), p.cfg.StopTimeout)
 			p.group.Stop(stop)
 			cancel()

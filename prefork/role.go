@@ -91,14 +91,30 @@ func (r *Roles) Main() {
 }
 
 func (r *Roles) run(name string) int {
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("role", name, "pid", os.Getpid())
+	// The parent logs each line with the time, role and pid: the child
+	// leaves them out.
+	noTime := func(groups []string, a slog.Attr) slog.Attr {
+		if len(groups) == 0 && a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{ReplaceAttr: noTime}))
 	fail := func(err error) int {
 		log.Error("role failed", "err", err)
 		return 1
 	}
 	env := &Env{Role: name, Logger: log}
-	// The drop comes first: until it is complete the process holds
-	// capabilities, and nothing else should run with them.
+	// Descriptors are sorted out first, while /proc is reachable (a
+	// chroot in the drop below hides it); this reads no input and runs
+	// nothing.
+	files, err := adoptFiles(os.Getenv(EnvFiles))
+	if err != nil {
+		return fail(err)
+	}
+	env.Files = files
+	// Then the drop, before anything else: until it is complete the
+	// process holds capabilities.
 	if _, prepared := os.LookupEnv(privdrop.EnvIdentity); prepared {
 		id, err := privdrop.Complete()
 		if err != nil {
@@ -106,11 +122,6 @@ func (r *Roles) run(name string) int {
 		}
 		env.Identity = &id
 	}
-	files, err := adoptFiles(os.Getenv(EnvFiles))
-	if err != nil {
-		return fail(err)
-	}
-	env.Files = files
 	os.Unsetenv(EnvRole)
 	os.Unsetenv(EnvFiles)
 
