@@ -28,8 +28,10 @@
 //     /proc; starting a child that ends up as an identity.
 //   - fdpass (planned): passing live connections between processes over
 //     unix sockets, with the bytes already read and their metadata.
-//   - vhostroute (planned): Host and SNI normalization, the routing table,
-//     a bounded request-head reader and a TLS ClientHello peek.
+//   - [github.com/gompm/mpm/vhostroute]: Host and SNI normalization, the
+//     routing table (exact names, wildcards, per-listener scopes and
+//     defaults), a bounded request-head reader whose every failure maps
+//     to an HTTP status, and a TLS ClientHello peek.
 //   - [github.com/gompm/mpm/prefork]: the master/worker process model:
 //     roles, re-exec, spawning as an identity with only the files it
 //     should hold, children that die with the master, reaping, signals
