@@ -2,7 +2,7 @@
 GO ?= go
 export CGO_ENABLED := 0
 
-.PHONY: test deps fmt vet unit race demo build clean
+.PHONY: test deps fmt vet unit race demo dropdemo build clean
 
 ## test: everything CI runs: tools, gofmt, vet, all tests, race detector
 test: deps fmt vet unit race
@@ -26,12 +26,17 @@ unit:
 race:
 	@CGO_ENABLED=1 scripts/race.sh ./...
 
-## demo: run the privdrop demo (the reference daemon will replace it)
+## demo: run the reference daemon on its built-in demo (127.0.0.1:8080)
 demo: build
+	bin/mpmd -demo
+
+## dropdemo: print every thread's identity before and after a drop
+dropdemo: build
 	@if [ "$$(id -u)" -ne 0 ]; then echo "NOTE: not root: the demo can show the threads but not drop them; run as root to see the drop."; fi
 	bin/dropdemo
 
 build:
+	$(GO) build -o bin/mpmd ./examples/mpmd
 	$(GO) build -o bin/dropdemo ./examples/dropdemo
 
 clean:

@@ -1,0 +1,540 @@
+//go:build !cgo
+
+// End-to-end tests: the test binary runs as mpmd itself (TestMain), with
+// real php-cgi and real HTTP clients on loopback. Built only without cgo,
+// the supported build (the workers drop privileges).
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gompm/mpm/internal/procstatus"
+	"github.com/gompm/mpm/internal/testenv"
+	"github.com/gompm/mpm/prefork"
+	"github.com/gompm/mpm/privdrop"
+)
+
+const envRunDaemon = "MPMD_TEST_RUN"
+
+func TestMain(m *testing.M) {
+	var roles prefork.Roles
+	roles.Add(roleMux, runMux)
+	roles.Add(roleWorker, runWorker)
+	roles.Add(roleStatus, runStatus)
+	roles.Main()
+	if os.Getenv(envRunDaemon) == "1" {
+		os.Exit(cli(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+func requirePHP(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("php-cgi"); err != nil {
+		if os.Getenv(testenv.RequireRootEnv) == "1" {
+			t.Fatal("php-cgi is not installed (make test installs it as root)")
+		}
+		t.Skip("skipped: php-cgi is not installed (make test installs it as root)")
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// syncBuf collects the daemon's output for failure messages.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type daemon struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	out  *syncBuf
+	addr string
+	done chan struct{}
+}
+
+// startDaemon runs mpmd with args until the test ends, and waits until
+// it answers on addr.
+func startDaemon(t *testing.T, addr string, args ...string) *daemon {
+	t.Helper()
+	d := &daemon{t: t, out: &syncBuf{}, addr: addr, done: make(chan struct{})}
+	d.cmd = exec.Command(testenv.PublicExecutable(t), args...)
+	d.cmd.Env = append(os.Environ(), envRunDaemon+"=1")
+	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.cmd.Wait(); close(d.done) }()
+	t.Cleanup(d.stop)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		select {
+		case <-d.done:
+			t.Fatalf("mpmd exited at start (%v):\n%s", d.cmd.ProcessState, d.out)
+		default:
+		}
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mpmd did not listen on %s within 20s:\n%s", addr, d.out)
+		}
+	}
+}
+
+func (d *daemon) stop() {
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(60 * time.Second):
+		d.cmd.Process.Kill()
+		<-d.done
+		d.t.Errorf("mpmd did not stop within 60s of SIGTERM:\n%s", d.out)
+	}
+}
+
+// get fetches path from host through the daemon.
+func (d *daemon) get(host, path string) (int, string) {
+	d.t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+d.addr+path, nil)
+	req.Host = host
+	c := &http.Client{Timeout: 30 * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		d.t.Fatalf("GET %s%s: %v\n%s", host, path, err, d.out)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+type testSite struct {
+	name  string
+	uid   uint32
+	root  string
+	extra string // extra TOML for the vhost
+	pages map[string]string
+}
+
+// writeSites creates the sites (document roots 0700, owned by their uid)
+// and a configuration for them; it returns the configuration's path.
+func writeSites(t *testing.T, addr, server string, sites []testSite) string {
+	t.Helper()
+	dir := testenv.PublicDir(t, 0o755)
+	cfg := fmt.Sprintf("[server]\nlisten = [%q]\nadmin = \"off\"\nrun_dir = %q\n%s\n", addr, filepath.Join(dir, "run"), server)
+	for i := range sites {
+		s := &sites[i]
+		s.root = filepath.Join(dir, s.name)
+		if err := os.Mkdir(s.root, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		for name, body := range s.pages {
+			if err := os.WriteFile(filepath.Join(s.root, name), []byte(body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			os.Chown(filepath.Join(s.root, name), int(s.uid), int(s.uid))
+		}
+		if err := os.Chown(s.root, int(s.uid), int(s.uid)); err != nil {
+			t.Fatal(err)
+		}
+		cfg += fmt.Sprintf("\n[identity.%s]\nuser = \"%d\"\ngroup = \"%d\"\n\n[[vhost]]\nserver_name = \"%s.test\"\ndocument_root = %q\nidentity = %q\nphp = true\naccess_log = %q\n%s\n",
+			s.name, s.uid, s.uid, s.name, s.root, s.name, filepath.Join(dir, "log", s.name+".log"), s.extra)
+	}
+	path := filepath.Join(dir, "mpmd.toml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+const uidPage = `<?php printf("%s uid=%d", $_SERVER['SERVER_NAME'], posix_geteuid());`
+
+// twoSites starts a daemon with sites alice and bob as two uids.
+func twoSites(t *testing.T, server string, aliceExtra string) (*daemon, []testSite) {
+	testenv.RequireRoot(t)
+	requirePHP(t)
+	addr := freePort(t)
+	sites := []testSite{
+		{name: "alice", uid: testenv.FreeID(t, 2201), extra: aliceExtra, pages: map[string]string{
+			"index.php":  uidPage,
+			"secret.txt": "alice's secret\n",
+			"slow.php":   `<?php sleep(2); echo "slow done";`,
+			"ini.php":    `<?php echo ini_get("memory_limit");`,
+			"style.css":  "body { color: red }\n",
+			"fds.php":    `<?php foreach (scandir("/proc/self/fd") as $f) { if (is_numeric($f) && $f > 2) echo $f, "=", @readlink("/proc/self/fd/$f"), "\n"; }`,
+		}},
+		{name: "bob", uid: testenv.FreeID(t, 2202), pages: map[string]string{
+			"index.php": uidPage,
+		}},
+	}
+	sites[1].pages["steal.php"] = ""
+	path := writeSites(t, addr, server+"multiplexer_user = \"2203\"\nmultiplexer_group = \"2203\"\n", sites)
+	steal := fmt.Sprintf(`<?php $s = @file_get_contents(%q); echo $s === false ? "denied" : "READ: ".$s;`, filepath.Join(sites[0].root, "secret.txt"))
+	os.WriteFile(filepath.Join(sites[1].root, "steal.php"), []byte(steal), 0o600)
+	testenv.FreeID(t, 2203)
+	return startDaemon(t, addr, "-config", path), sites
+}
+
+// TestSitesRunAsTheirOwnUsers: each vhost's PHP runs as its own uid, and
+// one site's PHP cannot read the other's 0700 document root.
+func TestSitesRunAsTheirOwnUsers(t *testing.T) {
+	d, sites := twoSites(t, "", `php_admin_value = { memory_limit = "77M" }`)
+	for _, c := range []struct{ host, want string }{
+		{"alice.test", "alice.test uid=2201"},
+		{"bob.test", "bob.test uid=2202"},
+	} {
+		if code, body := d.get(c.host, "/"); code != 200 || body != c.want {
+			t.Errorf("GET %s/: %d %q, want 200 %q", c.host, code, body, c.want)
+		}
+	}
+	if code, body := d.get("bob.test", "/steal.php"); code != 200 || body != "denied" {
+		t.Errorf("bob's PHP reading alice's file: %d %q, want denied", code, body)
+	}
+	if code, body := d.get("alice.test", "/ini.php"); body != "77M" {
+		t.Errorf("php_admin_value memory_limit: %d %q, want 77M", code, body)
+	}
+	if code, body := d.get("alice.test", "/style.css"); code != 200 || !strings.Contains(body, "color: red") {
+		t.Errorf("static file: %d %q", code, body)
+	}
+	if code, _ := d.get("alice.test", "/missing.php"); code != 404 {
+		t.Errorf("missing script: %d, want 404", code)
+	}
+	if code, _ := d.get("nobody.test", "/"); code != http.StatusMisdirectedRequest {
+		t.Errorf("unknown host without a default: %d, want 421", code)
+	}
+	// php-cgi holds none of the worker's descriptors: no dispatch
+	// socket, scoreboard, plan or access log.
+	code, body := d.get("alice.test", "/fds.php")
+	if code != 200 || strings.Contains(body, "socket:") || strings.Contains(body, "memfd:") || strings.Contains(body, ".log") {
+		t.Errorf("descriptors php-cgi holds beyond stdio: %d\n%s", code, body)
+	}
+	// The access log, in the Combined Log Format.
+	logf := filepath.Join(filepath.Dir(sites[0].root), "log", "alice.log")
+	b, err := os.ReadFile(logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^127\.0\.0\.1 - - \[\d\d/\w\w\w/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] "GET / HTTP/1\.1" 200 \d+ "-" "Go-http-client/1\.1"$`).Match(b) {
+		t.Errorf("access log %s has no combined-format line for GET /:\n%s", logf, b)
+	}
+	if bytes.Contains(b, []byte("bob.test")) {
+		t.Errorf("alice's access log holds bob's requests:\n%s", b)
+	}
+}
+
+// TestProcessFacts reads every process of the daemon from /proc.
+func TestProcessFacts(t *testing.T) {
+	d, _ := twoSites(t, "", "")
+	d.get("alice.test", "/")
+	d.get("bob.test", "/")
+	master := d.cmd.Process.Pid
+	ms, err := procstatus.Process(master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep := privdrop.CapMask(7, 6, 8, 5, 18) // SETUID SETGID SETPCAP KILL SYS_CHROOT
+	if ms.CapEff != keep || ms.CapBnd != keep || ms.CapPrm != keep {
+		t.Errorf("master capabilities eff %x bnd %x, want only %x", ms.CapEff, ms.CapBnd, keep)
+	}
+	kids := children(t, master)
+	var muxes, workers int
+	for _, pid := range kids {
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		role := string(bytes.SplitN(cmdline, []byte{0}, 2)[0])
+		threads, err := procstatus.Threads(pid)
+		if err != nil {
+			continue // ended meanwhile
+		}
+		var want uint32
+		switch role {
+		case "mpm-mux":
+			muxes++
+			want = 2203
+			if root, _ := os.Readlink(fmt.Sprintf("/proc/%d/root", pid)); !strings.HasSuffix(root, "/run/empty") {
+				t.Errorf("multiplexer %d root is %q, want the empty jail", pid, root)
+			}
+		case "mpm-worker":
+			workers++
+			want = threads[0].UID[0]
+			if want != 2201 && want != 2202 {
+				t.Errorf("worker %d runs as uid %d, not a site's", pid, want)
+			}
+		default:
+			t.Errorf("unexpected child %d %q", pid, role)
+			continue
+		}
+		for _, s := range threads {
+			if s.UID != [4]uint32{want, want, want, want} || s.CapEff|s.CapPrm|s.CapBnd|s.CapInh|s.CapAmb != 0 || !s.NoNewPrivs {
+				t.Errorf("%s %d thread %d: uids %v caps eff %x bnd %x nnp %v", role, pid, s.TID, s.UID, s.CapEff, s.CapBnd, s.NoNewPrivs)
+			}
+		}
+	}
+	if muxes != 2 || workers < 2 {
+		t.Errorf("found %d multiplexers and %d workers, want 2 and at least 2", muxes, workers)
+	}
+}
+
+func children(t *testing.T, ppid int) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if s, err := procstatus.Process(pid); err == nil && s.PPid == ppid {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// TestKeepAliveAcrossIdentities: one connection, a request for alice and
+// then one for bob, both answered by the right user.
+func TestKeepAliveAcrossIdentities(t *testing.T) {
+	d, _ := twoSites(t, "", "")
+	c, err := net.Dial("tcp", d.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(c)
+	for _, host := range []string{"alice.test", "bob.test", "alice.test"} {
+		fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", host)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request for %s on the kept-alive connection: %v\n%s", host, err, d.out)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.HasPrefix(string(b), host+" uid=") {
+			t.Errorf("request for %s answered %q", host, b)
+		}
+	}
+}
+
+// TestBadRequestsNeverReachAWorker: malformed, oversized and slow heads
+// are answered by the multiplexer.
+func TestBadRequestsNeverReachAWorker(t *testing.T) {
+	d, _ := twoSites(t, "header_timeout = \"1s\"\nmax_header_bytes = 4096\n", "")
+	for _, c := range []struct {
+		name, req string
+		want      int
+	}{
+		{"garbage", "HELLO\r\n\r\n", 400},
+		{"huge header", "GET / HTTP/1.1\r\nHost: alice.test\r\nX: " + strings.Repeat("a", 8000) + "\r\n\r\n", 431},
+		{"no host", "GET / HTTP/1.1\r\n\r\n", 400},
+		{"bad host", "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400},
+		{"slow", "GET / HTTP/1.1\r\nHost: alice.test\r\n", 408},
+	} {
+		conn, err := net.Dial("tcp", d.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetDeadline(time.Now().Add(20 * time.Second))
+		io.WriteString(conn, c.req)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		conn.Close()
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		if resp.StatusCode != c.want {
+			t.Errorf("%s: status %d, want %d", c.name, resp.StatusCode, c.want)
+		}
+	}
+}
+
+// TestMaxClientsPerVHost: alice at her max clients gets 503 while bob
+// keeps answering.
+func TestMaxClientsPerVHost(t *testing.T) {
+	d, _ := twoSites(t, "", "max_clients = 1")
+	slow := make(chan int, 1)
+	go func() {
+		code, _ := d.get("alice.test", "/slow.php")
+		slow <- code
+	}()
+	time.Sleep(700 * time.Millisecond) // the slow request is in PHP
+	if code, _ := d.get("alice.test", "/"); code != 503 {
+		t.Errorf("alice over max_clients: %d, want 503", code)
+	}
+	if code, body := d.get("bob.test", "/"); code != 200 || !strings.Contains(body, "uid=2202") {
+		t.Errorf("bob while alice is full: %d %q", code, body)
+	}
+	if code := <-slow; code != 200 {
+		t.Errorf("alice's slow request: %d", code)
+	}
+}
+
+// TestDemo runs what make demo runs and fetches both sites with curl.
+func TestDemo(t *testing.T) {
+	requirePHP(t)
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("skipped: curl is not installed")
+	}
+	addr := freePort(t)
+	dir := testenv.PublicDir(t, 0o755)
+	d := startDaemon(t, addr, "-demo", "-demo-dir", dir, "-demo-listen", addr)
+	_, port, _ := net.SplitHostPort(addr)
+	uids := map[string]string{}
+	for _, site := range []string{"alice", "bob"} {
+		out, err := exec.Command("curl", "-sS", "--max-time", "30", "--resolve", site+".demo:"+port+":127.0.0.1", "http://"+site+".demo:"+port+"/").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "Hello from "+site+".demo") {
+			t.Fatalf("curl %s: %v %q\n%s", site, err, out, d.out)
+		}
+		uids[site] = string(out)
+	}
+	if os.Geteuid() == 0 {
+		if !strings.Contains(uids["alice"], "uid 2101") || !strings.Contains(uids["bob"], "uid 2102") {
+			t.Errorf("demo sites as root: %q, want uids 2101 and 2102", uids)
+		}
+	}
+}
+
+// TestStatusAndReload: the status page reports the pools; SIGHUP adds a
+// site and removes one while a client keeps requesting, and no request
+// fails.
+func TestStatusAndReload(t *testing.T) {
+	testenv.RequireRoot(t)
+	requirePHP(t)
+	addr, admin := freePort(t), freePort(t)
+	sites := []testSite{
+		{name: "alice", uid: testenv.FreeID(t, 2211), pages: map[string]string{"index.php": uidPage}},
+		{name: "bob", uid: testenv.FreeID(t, 2212), pages: map[string]string{"index.php": uidPage}},
+	}
+	server := "multiplexer_user = \"2213\"\nmultiplexer_group = \"2213\"\n"
+	testenv.FreeID(t, 2213)
+	path := writeSites(t, addr, server, sites)
+	cfg, _ := os.ReadFile(path)
+	os.WriteFile(path, bytes.Replace(cfg, []byte(`admin = "off"`), []byte(fmt.Sprintf("admin = %q", admin)), 1), 0o644)
+	d := startDaemon(t, addr, "-config", path)
+
+	d.get("alice.test", "/")
+	resp, err := http.Get("http://" + admin + "/status")
+	if err != nil {
+		t.Fatalf("status page: %v\n%s", err, d.out)
+	}
+	var st []struct {
+		Name    string
+		Workers int
+		Served  uint64
+	}
+	err = json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if err != nil || len(st) != 2 || st[0].Name != "alice" || st[0].Served < 1 || st[1].Name != "bob" {
+		t.Errorf("status: %+v %v, want alice (served >= 1) and bob", st, err)
+	}
+	resp, err = http.Get("http://" + admin + "/")
+	if err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), "alice") || !strings.Contains(string(b), "SERVED") {
+			t.Errorf("status text page:\n%s", b)
+		}
+	}
+
+	// A client requesting alice throughout the reload.
+	stop := make(chan struct{})
+	var failed, served int
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c := &http.Client{Timeout: 30 * time.Second}
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
+			req.Host = "alice.test"
+			resp, err := c.Do(req)
+			if err != nil || resp.StatusCode != 200 {
+				failed++
+				if err == nil {
+					resp.Body.Close()
+				}
+				continue
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			served++
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+
+	carol := filepath.Join(filepath.Dir(path), "carol")
+	os.Mkdir(carol, 0o755)
+	os.WriteFile(filepath.Join(carol, "index.php"), []byte(uidPage), 0o644)
+	cfg, _ = os.ReadFile(path)
+	text := string(cfg)
+	text = text[:strings.Index(text, "\n[identity.bob]")] // bob removed
+	text += fmt.Sprintf("\n[[vhost]]\nserver_name = \"carol.test\"\ndocument_root = %q\nuser = \"2214\"\ngroup = \"2214\"\nphp = true\n", carol)
+	testenv.FreeID(t, 2214)
+	os.WriteFile(path, []byte(text), 0o644)
+	d.cmd.Process.Signal(syscall.SIGHUP)
+
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if code, body := d.get("carol.test", "/"); code == 200 && strings.Contains(body, "uid=2214") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("carol.test did not appear after SIGHUP:\n%s", d.out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if failed != 0 || served < 5 {
+		t.Errorf("during the reload %d requests failed and %d succeeded; want none failed", failed, served)
+	}
+	if code, _ := d.get("bob.test", "/"); code != http.StatusMisdirectedRequest {
+		t.Errorf("bob.test after it was removed: %d, want 421", code)
+	}
+}

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// What the master tells its children, as JSON in an inherited memfd (the
+// environment is too small and too visible for it). Children never read
+// the configuration file: the master resolved it, and a chrooted
+// multiplexer could not reach it anyway.
+
+// muxPlan is a multiplexer's view: which names go to which pool.
+type muxPlan struct {
+	Listeners      []string // addresses, in the order of the inherited files "listen-N"
+	Pools          []string // pool names, in the order of the inherited files "pool-N"
+	VHosts         []muxVHost
+	HeaderTimeout  time.Duration
+	MaxHeaderBytes int
+	UnknownHost    int
+	QueueTimeout   map[string]time.Duration // by pool
+}
+
+type muxVHost struct {
+	Names     []string // server name, then aliases
+	Listeners []string // addresses it answers on
+	Default   bool
+	Pool      int // index into Pools
+}
+
+// workerPlan is a worker's view: its identity's vhosts.
+type workerPlan struct {
+	VHosts          []workerVHost
+	PHPCGI          string
+	HeaderTimeout   time.Duration
+	KeepAlive       time.Duration
+	MaxHeaderBytes  int
+	HandbackTimeout time.Duration
+}
+
+type workerVHost struct {
+	VHost
+	LogFile string // name of the inherited access log file, or ""
+}
+
+// planFile writes v as JSON into a sealed memfd for children to read.
+func planFile(name string, v any) (*os.File, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s plan: %w", name, err)
+	}
+	fd, err := unix.MemfdCreate("mpmd-"+name, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, fmt.Errorf("%s plan: %w", name, os.NewSyscallError("memfd_create", err))
+	}
+	f := os.NewFile(uintptr(fd), "plan-"+name)
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("write %s plan: %w", name, err)
+	}
+	// Sealed: a child cannot change what its siblings read.
+	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, unix.F_SEAL_WRITE|unix.F_SEAL_GROW|unix.F_SEAL_SHRINK|unix.F_SEAL_SEAL); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("seal %s plan: %w", name, err)
+	}
+	return f, nil
+}
+
+// readPlan decodes the plan in the inherited file f.
+func readPlan(f *os.File, v any) error {
+	b := make([]byte, 0, 64<<10)
+	buf := make([]byte, 32<<10)
+	for off := int64(0); ; {
+		n, err := f.ReadAt(buf, off)
+		b = append(b, buf[:n]...)
+		off += int64(n)
+		if err != nil {
+			break
+		}
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("read plan: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,126 @@
+// Command mpmd is the reference daemon built from the mpm packages: an
+// mpm-itk / mpm-peruser equivalent that serves many sites from one
+// machine, each site's code (static files and PHP through php-cgi) as its
+// own Unix user. See README.md in this directory for the configuration.
+//
+//	mpmd -config /etc/mpmd.toml         run
+//	mpmd -check -config /etc/mpmd.toml  validate and print what would run
+//	mpmd -demo                          run a built-in demo on 127.0.0.1:8080
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/gompm/mpm/prefork"
+)
+
+func main() {
+	var roles prefork.Roles
+	roles.Add(roleMux, runMux)
+	roles.Add(roleWorker, runWorker)
+	roles.Add(roleStatus, runStatus)
+	roles.Main() // in a multiplexer or worker: runs it and exits
+
+	os.Exit(cli(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("mpmd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "configuration `file` (TOML)")
+	check := fs.Bool("check", false, "validate the configuration, print a summary and exit")
+	demo := fs.Bool("demo", false, "run a built-in demo with two sites on 127.0.0.1:8080")
+	demoDir := fs.String("demo-dir", "", "with -demo: where to create the demo sites (default: a new temporary directory)")
+	demoListen := fs.String("demo-listen", defaultListen, "with -demo: the address to listen on")
+	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(*level)); err != nil {
+		fmt.Fprintf(stderr, "mpmd: -log-level %q: %v\n", *level, err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
+
+	var cfg *Config
+	var err error
+	switch {
+	case *demo:
+		cfg, err = setupDemo(*demoDir, *demoListen, stdout)
+	case *configPath != "":
+		cfg, err = LoadConfig(*configPath)
+	default:
+		fmt.Fprintln(stderr, "mpmd: give -config FILE, or -demo")
+		fs.Usage()
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "mpmd: %v\n", err)
+		return 1
+	}
+	if *check {
+		printSummary(stdout, cfg)
+		return 0
+	}
+	if os.Geteuid() != 0 {
+		log.Warn("NOT RUNNING AS ROOT: ISOLATION IS OFF. Every site runs as uid " + fmt.Sprint(os.Geteuid()) + "; run as root for one user per site.")
+	}
+	m, err := newMaster(cfg, log)
+	if err == nil {
+		err = m.run(ctx, cfg)
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("mpmd stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// printSummary shows what the configuration runs: vhosts, identities,
+// pools.
+func printSummary(w io.Writer, cfg *Config) {
+	fmt.Fprintf(w, "configuration %s is valid\n\nlisteners: %s\n", cfg.file, strings.Join(cfg.Server.Listen, ", "))
+	fmt.Fprintf(w, "multiplexers: %d", cfg.Server.Multiplexers)
+	if cfg.Server.MultiplexerUser != "" {
+		fmt.Fprintf(w, " as %s", cfg.Server.MultiplexerUser)
+	}
+	fmt.Fprintf(w, ", chrooted in %s/empty\n\nvhosts:\n", cfg.Server.RunDir)
+	for _, v := range cfg.VHosts {
+		names := append([]string{v.ServerName}, v.Aliases...)
+		extra := ""
+		if v.Default {
+			extra += " (default)"
+		}
+		if v.PHP {
+			extra += " php"
+		}
+		if v.MaxClients > 0 {
+			extra += fmt.Sprintf(" max_clients=%d", v.MaxClients)
+		}
+		fmt.Fprintf(w, "  %s -> identity %s, %s%s\n", strings.Join(names, " "), v.Identity, v.DocumentRoot, extra)
+	}
+	fmt.Fprintln(w, "\nidentities and their pools:")
+	var names []string
+	for n := range cfg.Identities {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		id := cfg.Identities[n]
+		pc, _ := cfg.poolFor(n, id)
+		fmt.Fprintf(w, "  %s: uid %d gid %d groups %v", n, id.resolved.UID, id.resolved.GID, id.resolved.Groups)
+		if id.resolved.Chroot != "" {
+			fmt.Fprintf(w, " chroot %s", id.resolved.Chroot)
+		}
+		fmt.Fprintf(w, "; pool min %d max %d (0 = default) idle timeout %v\n", pc.Min, pc.Max, pc.IdleTimeout)
+	}
+}

@@ -1,0 +1,463 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"kernel.org/pub/linux/libs/security/libcap/cap"
+
+	"github.com/gompm/mpm/pool"
+	"github.com/gompm/mpm/prefork"
+	"github.com/gompm/mpm/privdrop"
+)
+
+// master holds the listeners, starts and supervises the multiplexers and
+// the pools, and never reads a byte from a client.
+type master struct {
+	log  *slog.Logger
+	exe  string
+	root bool
+
+	listeners map[string]*os.File // by configured address; kept across reloads
+	limit     *pool.Limit
+	status    *statusServer
+
+	mu  sync.Mutex
+	cur *generation
+}
+
+// A generation is what one configuration runs: its pools and the
+// multiplexers that route to them. A reload starts a new generation on
+// the same listeners, then retires the old one, which finishes what it
+// is serving.
+type generation struct {
+	m     *master
+	cfg   *Config
+	pools []*pool.Pool
+	files []*os.File // plans and logs, closed when the generation ends
+
+	muxes      prefork.Group
+	muxSpec    prefork.Spec
+	stopping   chan struct{}
+	stopPools  context.CancelFunc
+	poolsDone  sync.WaitGroup
+	mu         sync.Mutex
+	muxBackoff time.Duration
+}
+
+func newMaster(cfg *Config, log *slog.Logger) (*master, error) {
+	exe := cfg.exe
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return nil, err
+		}
+	}
+	m := &master{log: log, exe: exe, root: os.Geteuid() == 0, listeners: map[string]*os.File{}}
+	if m.root {
+		if err := othersCanRun(exe); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Server.MaxWorkers > 0 {
+		m.limit = &pool.Limit{Max: cfg.Server.MaxWorkers}
+	}
+	return m, nil
+}
+
+// run serves cfg until ctx ends or a stop signal, reloading on SIGHUP.
+func (m *master) run(ctx context.Context, cfg *Config) error {
+	defer func() {
+		for _, f := range m.listeners {
+			f.Close()
+		}
+	}()
+	for _, addr := range cfg.Server.Listen {
+		if err := m.listen(addr); err != nil {
+			return err
+		}
+	}
+	g, err := m.start(cfg)
+	if err != nil {
+		return err
+	}
+	if cfg.Server.Admin != "off" {
+		if m.status, err = m.startStatus(cfg); err != nil {
+			g.stop(prefork.StopImmediate)
+			return err
+		}
+		defer m.status.stop()
+	}
+	if m.root {
+		// From here the master keeps only what starting and stopping
+		// children needs; it never binds or opens as privileged again.
+		keep := []cap.Value{cap.SETUID, cap.SETGID, cap.SETPCAP, cap.KILL, cap.SYS_CHROOT}
+		if err := privdrop.Trim(keep...); err != nil {
+			g.stop(prefork.StopImmediate)
+			return fmt.Errorf("trim the master's capabilities: %w", err)
+		}
+	}
+	m.mu.Lock()
+	m.cur = g
+	m.mu.Unlock()
+
+	kind := prefork.WaitSignals(ctx, func() { m.reload(cfg.file) }, nil)
+	m.log.Info("stopping", "how", kind.String())
+	m.mu.Lock()
+	g = m.cur
+	m.mu.Unlock()
+	g.stop(kind)
+	return nil
+}
+
+func (m *master) listen(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	defer ln.Close() // f holds the socket
+	f, err := inheritable(ln.(*net.TCPListener))
+	if err != nil {
+		return fmt.Errorf("listener %s: %w", addr, err)
+	}
+	m.listeners[addr] = f
+	m.log.Info("listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// reload starts a generation from the configuration file and retires the
+// current one. A file with errors changes nothing.
+func (m *master) reload(path string) {
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		m.log.Error("reload refused; still running the previous configuration", "err", err)
+		return
+	}
+	for _, addr := range cfg.Server.Listen {
+		if _, ok := m.listeners[addr]; !ok {
+			m.log.Error("reload refused: a new listen address needs a restart (the master no longer binds)", "addr", addr)
+			return
+		}
+	}
+	g, err := m.start(cfg)
+	if err != nil {
+		m.log.Error("reload failed; still running the previous configuration", "err", err)
+		return
+	}
+	m.mu.Lock()
+	old := m.cur
+	m.cur = g
+	m.mu.Unlock()
+	m.log.Info("reloaded", "file", path, "vhosts", len(cfg.VHosts))
+	// The old multiplexers stop accepting and finish routing what they
+	// read; the old workers finish what they serve.
+	go old.stop(prefork.StopGraceful)
+}
+
+// start builds and starts a generation for cfg: one pool per identity
+// that has a vhost, and the multiplexers.
+func (m *master) start(cfg *Config) (g *generation, err error) {
+	g = &generation{m: m, cfg: cfg, stopping: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			g.closeFiles()
+		}
+	}()
+	names := map[string]int{}
+	var poolNames []string
+	var poolOf []int // vhost index -> pool index
+	for _, v := range cfg.VHosts {
+		i, ok := names[v.Identity]
+		if !ok {
+			i = len(poolNames)
+			names[v.Identity] = i
+			poolNames = append(poolNames, v.Identity)
+		}
+		poolOf = append(poolOf, i)
+	}
+	for pi, name := range poolNames {
+		id := cfg.Identities[name]
+		pc, err := cfg.poolFor(name, id)
+		if err != nil {
+			return nil, err
+		}
+		plan := workerPlan{PHPCGI: cfg.Server.PHPCGI, HeaderTimeout: time.Duration(cfg.Server.HeaderTimeout), KeepAlive: time.Duration(cfg.Server.IdleTimeout), MaxHeaderBytes: cfg.Server.MaxHeaderBytes, HandbackTimeout: pc.QueueTimeout}
+		if plan.HandbackTimeout == 0 {
+			plan.HandbackTimeout = pool.DefaultQueueTimeout
+		}
+		for vi, v := range cfg.VHosts {
+			if poolOf[vi] != pi {
+				continue
+			}
+			wv := workerVHost{VHost: v}
+			if v.AccessLog != "" {
+				f, err := openLog(v.AccessLog)
+				if err != nil {
+					return nil, fmt.Errorf("vhost %s: access log: %w", v.ServerName, err)
+				}
+				g.files = append(g.files, f)
+				wv.LogFile = "log-" + strconv.Itoa(vi)
+				pc.Files = append(pc.Files, prefork.File{Name: wv.LogFile, File: f})
+			}
+			plan.VHosts = append(plan.VHosts, wv)
+		}
+		pf, err := planFile("worker-"+name, plan)
+		if err != nil {
+			return nil, err
+		}
+		g.files = append(g.files, pf)
+		pc.Files = append(pc.Files, prefork.File{Name: "plan", File: pf})
+		pc.Path = m.exe
+		pc.Env = childEnv()
+		pc.Limit = m.limit
+		pc.Logger = m.log
+		if m.root {
+			r := id.resolved
+			pc.Identity = &r
+		}
+		p, err := pool.New(pc)
+		if err != nil {
+			return nil, err
+		}
+		g.pools = append(g.pools, p)
+	}
+
+	mp := muxPlan{Pools: poolNames, HeaderTimeout: time.Duration(cfg.Server.HeaderTimeout), MaxHeaderBytes: cfg.Server.MaxHeaderBytes, UnknownHost: cfg.Server.UnknownHost, QueueTimeout: map[string]time.Duration{}}
+	for vi, v := range cfg.VHosts {
+		ls := v.Listen
+		if len(ls) == 0 {
+			ls = cfg.Server.Listen
+		}
+		mp.VHosts = append(mp.VHosts, muxVHost{Names: append([]string{v.ServerName}, v.Aliases...), Listeners: ls, Default: v.Default, Pool: poolOf[vi]})
+	}
+	for i, p := range g.pools {
+		mp.QueueTimeout[poolNames[i]] = p.QueueTimeout()
+	}
+	var files []prefork.File
+	for i, addr := range cfg.Server.Listen {
+		mp.Listeners = append(mp.Listeners, addr)
+		files = append(files, prefork.File{Name: "listen-" + strconv.Itoa(i), File: m.listeners[addr]})
+	}
+	for i, p := range g.pools {
+		files = append(files, prefork.File{Name: "pool-" + strconv.Itoa(i), File: p.Dispatch()})
+	}
+	planF, err := planFile("mux", mp)
+	if err != nil {
+		return nil, err
+	}
+	g.files = append(g.files, planF)
+	files = append(files, prefork.File{Name: "plan", File: planF})
+	g.muxSpec = prefork.Spec{Role: roleMux, Path: m.exe, Files: files, Env: childEnv()}
+	if m.root {
+		id, err := muxIdentity(cfg)
+		if err != nil {
+			return nil, err
+		}
+		g.muxSpec.Identity = &id
+	}
+
+	poolCtx, stopPools := context.WithCancel(context.Background())
+	g.stopPools = stopPools
+	for _, p := range g.pools {
+		g.poolsDone.Add(1)
+		go func() { defer g.poolsDone.Done(); p.Run(poolCtx) }()
+	}
+	g.muxes.Logger = m.log
+	g.muxes.OnExit = g.muxExited
+	for range cfg.Server.Multiplexers {
+		if _, err := g.muxes.Start(g.muxSpec); err != nil {
+			g.stop(prefork.StopImmediate)
+			return nil, err
+		}
+	}
+	return g, nil
+}
+
+// stop ends the generation: the multiplexers first (they stop accepting
+// and finish routing), then the pools (their workers finish what they
+// serve); with StopImmediate, everything at once.
+func (g *generation) stop(kind prefork.StopKind) {
+	close(g.stopping)
+	if kind == prefork.StopImmediate {
+		g.muxes.Kill()
+	} else {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		g.muxes.Stop(ctx)
+		cancel()
+	}
+	g.stopPools()
+	g.poolsDone.Wait()
+	for _, p := range g.pools {
+		p.Close()
+	}
+	g.closeFiles()
+}
+
+func (g *generation) closeFiles() {
+	for _, f := range g.files {
+		f.Close()
+	}
+	g.files = nil
+}
+
+// muxExited restarts a multiplexer that died while the generation runs.
+func (g *generation) muxExited(c *prefork.Child, e prefork.Exit) {
+	select {
+	case <-g.stopping:
+		return
+	default:
+	}
+	// A multiplexer that dies soon after it started is likely to die
+	// again: wait longer each time, up to a minute, instead of looping.
+	g.mu.Lock()
+	if time.Since(c.Started) < 10*time.Second {
+		g.muxBackoff = min(max(2*g.muxBackoff, 100*time.Millisecond), time.Minute)
+	} else {
+		g.muxBackoff = 100 * time.Millisecond
+	}
+	wait := g.muxBackoff
+	g.mu.Unlock()
+	g.m.log.Error("multiplexer ended; starting another", "pid", c.Pid, "exit", e.String(), "in", wait)
+	go func() {
+		select {
+		case <-time.After(wait):
+		case <-g.stopping:
+			return
+		}
+		if _, err := g.muxes.Start(g.muxSpec); err != nil {
+			g.m.log.Error("restart multiplexer", "err", err)
+		}
+	}()
+}
+
+// muxIdentity is the multiplexers' identity: unprivileged, chrooted into
+// an empty directory that only root can write.
+func muxIdentity(cfg *Config) (privdrop.Identity, error) {
+	s := cfg.Server
+	if s.MultiplexerUser == "" {
+		return privdrop.Identity{}, errors.New("server.multiplexer_user is not set: the multiplexers need a dedicated unprivileged user (a numeric uid without an account is fine)")
+	}
+	id, err := privdrop.Resolve(s.MultiplexerUser, s.MultiplexerGroup, cfg.policy())
+	if err != nil {
+		return id, fmt.Errorf("multiplexer user: %w", err)
+	}
+	for _, v := range cfg.Identities {
+		if v.resolved.UID == id.UID {
+			return id, fmt.Errorf("multiplexer user %d is also identity %q's: the multiplexers must not share a uid with a site", id.UID, v.resolved.Name)
+		}
+	}
+	jail := filepath.Join(s.RunDir, "empty")
+	if err := os.MkdirAll(jail, 0o755); err != nil {
+		return id, fmt.Errorf("multiplexer jail: %w", err)
+	}
+	if es, _ := os.ReadDir(jail); len(es) > 0 {
+		return id, fmt.Errorf("multiplexer jail %s is not empty", jail)
+	}
+	if err := privdrop.CheckJail(jail); err != nil {
+		return id, fmt.Errorf("multiplexer jail: %w", err)
+	}
+	id.Name = "multiplexer"
+	id.Chroot = jail
+	return id, nil
+}
+
+// childEnv is the whole environment of a child: nothing of the master's.
+func childEnv() []string {
+	return []string{"PATH=/usr/local/bin:/usr/bin:/bin"}
+}
+
+// openLog opens an access log for appending, creating it (and its
+// directory) owned by root: the workers get the descriptor, not the path.
+func openLog(path string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+}
+
+// stats returns every pool's stats, sorted by name.
+func (m *master) stats() []pool.Stats {
+	m.mu.Lock()
+	g := m.cur
+	m.mu.Unlock()
+	var out []pool.Stats
+	if g != nil {
+		for _, p := range g.pools {
+			out = append(out, p.Stats())
+		}
+	}
+	slices.SortFunc(out, func(a, b pool.Stats) int {
+		switch {
+		case a.Name < b.Name:
+			return -1
+		case a.Name > b.Name:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// statsJSON encodes the stats for the status process, leaving out the
+// per-worker slots if the whole would not fit in one message.
+func (m *master) statsJSON() []byte {
+	st := m.stats()
+	b, _ := json.Marshal(st)
+	if len(b) > maxStatsMsg {
+		for i := range st {
+			st[i].Slots = nil
+		}
+		b, _ = json.Marshal(st)
+	}
+	return b
+}
+
+// inheritable returns a descriptor of ln's socket for children that the
+// master's own os.File never switches between blocking and non-blocking
+// mode. The mode belongs to the socket, shared by every process holding
+// it: os/exec's call to File.Fd would make a pollable file blocking on
+// every spawn, under the multiplexers already accepting on it. A file
+// made from a descriptor that is blocking at the time is not pollable,
+// so Fd leaves it alone; each multiplexer's net.FileListener makes the
+// socket non-blocking once, for good.
+func inheritable(ln *net.TCPListener) (*os.File, error) {
+	f, err := ln.File()
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fd := f.Fd() // switches the socket to blocking mode
+	nfd, err := unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return nil, os.NewSyscallError("fcntl(F_DUPFD_CLOEXEC)", err)
+	}
+	return os.NewFile(uintptr(nfd), f.Name()), nil
+}
+
+// othersCanRun checks that users other than root can execute path: the
+// workers and multiplexers are path started again as other users.
+func othersCanRun(path string) error {
+	for p := path; ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("%s cannot be run by the site users: %s is mode %#o (no execute/search for others); install mpmd where they can run it, such as /usr/local/bin", path, p, fi.Mode().Perm())
+		}
+		if p == "/" {
+			return nil
+		}
+	}
+}

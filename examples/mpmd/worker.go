@@ -1,0 +1,299 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gompm/mpm/fdpass"
+	"github.com/gompm/mpm/pool"
+	"github.com/gompm/mpm/prefork"
+	"github.com/gompm/mpm/vhostroute"
+)
+
+const roleWorker = "worker"
+
+// runWorker is a pool worker: it serves HTTP for its identity's vhosts on
+// connections the multiplexers pass to it, one connection at a time.
+func runWorker(ctx context.Context, env *prefork.Env) error {
+	log := env.Logger
+	w, err := pool.Join(env)
+	if err != nil {
+		return err
+	}
+	planF, err := env.File("plan")
+	if err != nil {
+		return err
+	}
+	var plan workerPlan
+	if err := readPlan(planF, &plan); err != nil {
+		return err
+	}
+	h := &workerHandler{w: w, log: log, sites: map[string]*workerSite{}, handbackTimeout: plan.HandbackTimeout}
+	for i := range plan.VHosts {
+		v := &plan.VHosts[i]
+		s, err := newSite(&v.VHost, plan.PHPCGI, log)
+		if err != nil {
+			return err
+		}
+		ws := &workerSite{site: s, maxClients: v.MaxClients}
+		if v.LogFile != "" {
+			f, err := env.File(v.LogFile)
+			if err != nil {
+				return err
+			}
+			ws.access = &accessLog{f: f}
+		}
+		for _, n := range append([]string{v.ServerName}, v.Aliases...) {
+			name, err := vhostroute.NormalizeHost(n)
+			if err != nil {
+				return fmt.Errorf("vhost %q: %w", n, err)
+			}
+			h.sites[name] = ws
+		}
+	}
+	sock, err := fdpass.FileSocket(w.Dispatch)
+	if err != nil {
+		return err
+	}
+	h.sock = sock
+	ln := &oneAtATime{Listener: fdpass.NewListener(sock), w: w, free: make(chan struct{}, 1), closed: make(chan struct{})}
+	ln.free <- struct{}{}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: plan.HeaderTimeout,
+		IdleTimeout:       plan.KeepAlive,
+		MaxHeaderBytes:    plan.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		ConnState:         ln.connState,
+	}
+	h.srv = srv
+	h.recycle = func() {
+		// Served enough: stop taking connections, finish this one.
+		go srv.Shutdown(context.Background())
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		if errors.Is(err, http.ErrServerClosed) {
+			w.Exiting()
+			return nil
+		}
+		return err
+	case <-ctx.Done():
+		w.Exiting()
+		stop, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		return srv.Shutdown(stop)
+	}
+}
+
+// oneAtATime makes a worker hold one connection at a time, as a prefork
+// worker does: that is what the pool's idle and busy counts mean, and
+// what lets the master size pools from the scoreboard. Accept waits until
+// the previous connection has closed (or been handed back).
+type oneAtATime struct {
+	net.Listener
+	w      *pool.Worker
+	free   chan struct{}
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (l *oneAtATime) Accept() (net.Conn, error) {
+	select {
+	case <-l.free:
+	case <-l.closed:
+		// http.Server.Shutdown waits for Serve to leave Accept before it
+		// closes the idle connection that holds the token.
+		return nil, net.ErrClosed
+	}
+	l.w.Idle()
+	c, err := l.Listener.Accept()
+	if err != nil {
+		l.free <- struct{}{}
+		return nil, err
+	}
+	return c, nil
+}
+
+func (l *oneAtATime) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return l.Listener.Close()
+}
+
+func (l *oneAtATime) connState(c net.Conn, st http.ConnState) {
+	switch st {
+	case http.StateClosed, http.StateHijacked:
+		l.free <- struct{}{}
+	}
+}
+
+type workerSite struct {
+	*site
+	maxClients int
+	access     *accessLog
+}
+
+type workerHandler struct {
+	w               *pool.Worker
+	log             *slog.Logger
+	sites           map[string]*workerSite
+	sock            *fdpass.Socket
+	srv             *http.Server
+	recycle         func()
+	handbackTimeout time.Duration
+	once            sync.Once
+}
+
+func (h *workerHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	host, err := vhostroute.NormalizeHost(r.Host)
+	if err != nil {
+		http.Error(rw, "bad Host", http.StatusBadRequest)
+		return
+	}
+	s, ok := h.sites[host]
+	if !ok {
+		// A kept-alive connection now asks for another identity's site:
+		// give it back to a multiplexer, which routes it again.
+		h.handBack(rw, r)
+		return
+	}
+	if s.maxClients > 0 && h.w.BusyOn(host) >= s.maxClients {
+		rw.Header().Set("Retry-After", "1")
+		http.Error(rw, "too many clients for this site", http.StatusServiceUnavailable)
+		return
+	}
+	h.w.Busy(host, r.URL.Path)
+	rec := &recorder{ResponseWriter: rw, status: http.StatusOK}
+	start := time.Now()
+	s.ServeHTTP(rec, r)
+	if s.access != nil {
+		s.access.log(r, rec.status, rec.bytes, start)
+	}
+	if h.w.Done() {
+		h.once.Do(h.recycle)
+	}
+}
+
+// handBack sends the connection, with the request it carries re-encoded
+// and whatever the server had buffered after it, to a multiplexer.
+func (h *workerHandler) handBack(rw http.ResponseWriter, r *http.Request) {
+	hj, ok := rw.(http.Hijacker)
+	if !ok {
+		http.Error(rw, "misdirected request", http.StatusMisdirectedRequest)
+		return
+	}
+	conn, buf, err := hj.Hijack()
+	if err != nil {
+		http.Error(rw, "misdirected request", http.StatusMisdirectedRequest)
+		return
+	}
+	defer conn.Close()
+	head := requestHead(r)
+	if n := buf.Reader.Buffered(); n > 0 {
+		b, _ := buf.Reader.Peek(n)
+		head = append(head, b...)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.handbackTimeout)
+	defer cancel()
+	info := fdpass.ConnInfo{}
+	if fc, ok := conn.(*fdpass.Conn); ok {
+		info = fc.Info()
+	}
+	if err := h.sock.SendConn(ctx, conn, head, info); err != nil {
+		h.log.Warn("hand back a connection", "host", r.Host, "err", err)
+		fmt.Fprintf(conn, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+	}
+}
+
+// requestHead re-encodes the head of r as the client sent it, as far as
+// net/http keeps it: the request line, Host, and the headers (net/http
+// moves Transfer-Encoding out of the header map; it goes back in).
+func requestHead(r *http.Request) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s %s\r\n", r.Method, r.RequestURI, r.Proto)
+	fmt.Fprintf(&b, "Host: %s\r\n", r.Host)
+	if len(r.TransferEncoding) > 0 {
+		fmt.Fprintf(&b, "Transfer-Encoding: %s\r\n", strings.Join(r.TransferEncoding, ", "))
+	}
+	bw := bufio.NewWriter(&b)
+	r.Header.Write(bw)
+	bw.Flush()
+	if r.ContentLength > 0 && r.Header.Get("Content-Length") == "" && len(r.TransferEncoding) == 0 {
+		fmt.Fprintf(&b, "Content-Length: %d\r\n", r.ContentLength)
+	}
+	b.WriteString("\r\n")
+	return []byte(b.String())
+}
+
+// recorder notes the status and size of a response for the access log.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+	wrote  bool
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.status, r.wrote = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	r.wrote = true
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += int64(n)
+	return n, err
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// accessLog writes the Combined Log Format to a file the master opened.
+// Each line is one write to an O_APPEND file, so the workers of a pool
+// can share it without interleaving.
+type accessLog struct {
+	mu sync.Mutex
+	f  *os.File
+}
+
+func (a *accessLog) log(r *http.Request, status int, size int64, t time.Time) {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	user := "-"
+	if u, _, ok := r.BasicAuth(); ok && u != "" {
+		user = u
+	}
+	sz := "-"
+	if size > 0 {
+		sz = strconv.FormatInt(size, 10)
+	}
+	line := fmt.Sprintf("%s - %s [%s] %s %d %s %s %s\n",
+		host, user, t.Format("02/Jan/2006:15:04:05 -0700"),
+		strconv.Quote(r.Method+" "+r.RequestURI+" "+r.Proto), status, sz,
+		strconv.Quote(orDash(r.Referer())), strconv.Quote(orDash(r.UserAgent())))
+	a.mu.Lock()
+	a.f.WriteString(line)
+	a.mu.Unlock()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
