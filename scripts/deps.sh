@@ -13,6 +13,7 @@ declare -A pkgs=(
 	[openssl]=openssl
 	[ab]=apache2-utils
 	[gcc]=gcc # cgo, which the race detector needs
+	[setcap]=libcap2-bin
 )
 
 if ! command -v go >/dev/null 2>&1; then

@@ -1,0 +1,336 @@
+//go:build !cgo
+
+// A hostile tenant: PHP on site "evil" attacks site "victim", the
+// multiplexers and the master. Each attempt is one test with the exact
+// check; each fails if the defence it tests is removed (see the comment
+// on each).
+
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gompm/mpm/internal/procstatus"
+	"github.com/gompm/mpm/internal/testenv"
+)
+
+const (
+	evilUID   = 2401
+	victimUID = 2402
+	hostMuxID = 2403
+)
+
+// attackPHP runs code as the evil site and returns its output.
+type hostile struct {
+	d      *daemon
+	evil   testSite
+	victim testSite
+	dir    string
+}
+
+func startHostile(t *testing.T) *hostile {
+	testenv.RequireRoot(t)
+	requirePHP(t)
+	for _, id := range []int{evilUID, victimUID, hostMuxID} {
+		testenv.FreeID(t, id)
+	}
+	addr := freePort(t)
+	sites := []testSite{
+		{name: "evil", uid: evilUID, pages: map[string]string{"index.php": uidPage}},
+		{name: "victim", uid: victimUID, pages: map[string]string{"index.php": uidPage, "secret.txt": "victim's secret\n", "slow.php": `<?php sleep(3); echo "ok";`}},
+	}
+	path := writeSites(t, addr, fmt.Sprintf("multiplexer_user = \"%d\"\nmultiplexer_group = \"%d\"\n", hostMuxID, hostMuxID), sites)
+	h := &hostile{d: startDaemon(t, addr, "-config", path), evil: sites[0], victim: sites[1], dir: filepath.Dir(path)}
+	h.d.get("victim.test", "/") // the victim has a worker running
+	return h
+}
+
+// php runs code on the evil site.
+func (h *hostile) php(t *testing.T, code string) string {
+	t.Helper()
+	name := fmt.Sprintf("attack%d.php", time.Now().UnixNano())
+	p := filepath.Join(h.evil.root, name)
+	if err := os.WriteFile(p, []byte("<?php "+code), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(p, evilUID, evilUID)
+	status, body := h.d.get("evil.test", "/"+name)
+	if status != 200 {
+		t.Fatalf("attack page: status %d %q", status, body)
+	}
+	return body
+}
+
+// pids of the daemon's processes by role, and of victim's workers.
+func (h *hostile) pids(t *testing.T) (master int, muxes, victim []int) {
+	master = h.d.cmd.Process.Pid
+	for _, pid := range children(t, master) {
+		s, err := procstatus.Process(pid)
+		if err != nil {
+			continue
+		}
+		switch s.UID[0] {
+		case hostMuxID:
+			muxes = append(muxes, pid)
+		case victimUID:
+			victim = append(victim, pid)
+		}
+	}
+	if len(muxes) == 0 || len(victim) == 0 {
+		t.Fatalf("found muxes %v, victim workers %v", muxes, victim)
+	}
+	return master, muxes, victim
+}
+
+// The victim's document root is 0700 and its own: the uid switch is the
+// defence (drop it and the evil PHP runs as root and reads everything).
+func TestHostileReadWriteOtherSite(t *testing.T) {
+	h := startHostile(t)
+	secret := filepath.Join(h.victim.root, "secret.txt")
+	out := h.php(t, fmt.Sprintf(`
+echo @file_get_contents(%q) === false ? "read denied\n" : "READ\n";
+echo @file_put_contents(%q, "x") === false ? "write denied\n" : "WROTE\n";
+echo @file_put_contents(%q, "defaced") === false ? "overwrite denied\n" : "OVERWROTE\n";
+echo @scandir(%q) === false ? "list denied\n" : "LISTED\n";
+`, secret, filepath.Join(h.victim.root, "planted.php"), filepath.Join(h.victim.root, "index.php"), h.victim.root))
+	if out != "read denied\nwrite denied\noverwrite denied\nlist denied\n" {
+		t.Errorf("evil site against victim's files:\n%s", out)
+	}
+}
+
+// Access logs are opened by the master, root-owned 0640: a worker holds
+// only the descriptor of its own vhost's log.
+func TestHostileLogs(t *testing.T) {
+	h := startHostile(t)
+	logs := filepath.Join(h.dir, "log")
+	out := h.php(t, fmt.Sprintf(`
+echo @file_get_contents(%q) === false ? "read victim log denied\n" : "READ\n";
+echo @file_put_contents(%q, "forged\n", FILE_APPEND) === false ? "write victim log denied\n" : "WROTE\n";
+echo @file_put_contents(%q, "forged\n", FILE_APPEND) === false ? "write own log by path denied\n" : "WROTE OWN\n";
+`, filepath.Join(logs, "victim.log"), filepath.Join(logs, "victim.log"), filepath.Join(logs, "evil.log")))
+	if out != "read victim log denied\nwrite victim log denied\nwrite own log by path denied\n" {
+		t.Errorf("evil site against the logs:\n%s", out)
+	}
+}
+
+// Signals, ptrace-style reads of /proc, and the descriptors of other
+// processes: different uids (and the master and multiplexers being
+// non-dumpable) are the defence.
+func TestHostileProcesses(t *testing.T) {
+	h := startHostile(t)
+	master, muxes, victim := h.pids(t)
+	targets := map[string]int{"master": master, "multiplexer": muxes[0], "victim worker": victim[0]}
+	for name, pid := range targets {
+		out := h.php(t, fmt.Sprintf(`
+$pid = %d;
+echo posix_kill($pid, 0) ? "SIGNAL OK\n" : "signal denied\n";
+echo @file_get_contents("/proc/$pid/mem", false, null, 4096, 16) === false ? "mem denied\n" : "MEM READ\n";
+echo @file_get_contents("/proc/$pid/environ") === false ? "environ denied\n" : "ENVIRON READ\n";
+echo @readlink("/proc/$pid/fd/0") === false ? "fd denied\n" : "FD READ\n";
+echo @readlink("/proc/$pid/cwd") === false ? "cwd denied\n" : "CWD READ\n";
+`, pid))
+		if out != "signal denied\nmem denied\nenviron denied\nfd denied\ncwd denied\n" {
+			t.Errorf("evil site against the %s (pid %d):\n%s", name, pid, out)
+		}
+	}
+	// And they are all still alive.
+	for name, pid := range targets {
+		if err := syscall.Kill(pid, 0); err != nil {
+			t.Errorf("%s %d: %v", name, pid, err)
+		}
+	}
+}
+
+// No named socket leads to a pool: the dispatch sockets are socket pairs,
+// so there is no path another user could connect to (unlike a PHP-FPM
+// socket file). Checked against every unix socket the daemon's processes
+// hold.
+func TestHostileNoNamedSockets(t *testing.T) {
+	h := startHostile(t)
+	master, muxes, victim := h.pids(t)
+	inodes := map[string]bool{}
+	for _, pid := range append(append([]int{master}, muxes...), victim...) {
+		fds, err := procstatus.FDs(pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, target := range fds {
+			if strings.HasPrefix(target, "socket:[") {
+				inodes[strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]")] = true
+			}
+		}
+	}
+	f, err := os.Open("/proc/net/unix")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		// Num RefCount Protocol Flags Type St Inode [Path]
+		if len(fields) >= 8 && inodes[fields[6]] {
+			t.Errorf("the daemon holds a unix socket reachable by name: %s", sc.Text())
+		}
+	}
+	if len(inodes) == 0 {
+		t.Fatal("found no sockets in the daemon's processes")
+	}
+}
+
+// A setuid-root binary and a binary with file capabilities give the evil
+// site nothing: no_new_privs is the defence (without it, the setuid
+// copy of id would print euid=0).
+func TestHostileRegainPrivileges(t *testing.T) {
+	h := startHostile(t)
+	bin := testenv.PublicDir(t, 0o755)
+	suid := filepath.Join(bin, "id-suid")
+	copyFile(t, "/usr/bin/id", suid)
+	if err := os.Chmod(suid, 0o4755); err != nil {
+		t.Fatal(err)
+	}
+	capcat := filepath.Join(bin, "cat-caps")
+	copyFile(t, "/bin/cat", capcat)
+	setcap, err := exec.LookPath("setcap")
+	if err != nil {
+		if os.Getenv(testenv.RequireRootEnv) == "1" {
+			t.Fatal("setcap is not installed (make test installs libcap2-bin)")
+		}
+		t.Skip("skipped: setcap is not installed")
+	}
+	if out, err := exec.Command(setcap, "cap_setuid,cap_dac_override+ep", capcat).CombinedOutput(); err != nil {
+		t.Fatalf("setcap: %v %s", err, out)
+	}
+	out := h.php(t, fmt.Sprintf(`
+echo trim(shell_exec(%q)), "\n";
+exec(%q, $lines, $rc);
+$eff = "refused";
+foreach ($lines as $l) { if (str_starts_with($l, "CapEff")) $eff = trim(substr($l, 7)); }
+echo $rc == 0 ? $eff : "refused", "\n";
+echo posix_setuid(0) ? "SETUID OK\n" : "setuid denied\n";
+`, suid+" -u", capcat+" /proc/self/status 2>/dev/null"))
+	// The capability binary either runs without its capabilities or,
+	// since the bounding set is empty, the kernel refuses to run it at
+	// all (it would not get the capabilities it is marked to need).
+	want1 := fmt.Sprintf("%d\n0000000000000000\nsetuid denied\n", evilUID)
+	want2 := fmt.Sprintf("%d\nrefused\nsetuid denied\n", evilUID)
+	if out != want1 && out != want2 {
+		t.Errorf("regaining privileges:\n%s\nwant:\n%s", out, want1)
+	}
+	t.Logf("evil site after trying setuid, file capabilities and setuid(0):\n%s", out)
+}
+
+func copyFile(t *testing.T, src, dst string) {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Slowloris: hundreds of connections sending a header a byte at a time
+// hold no worker (the multiplexer reads heads, each with a deadline)
+// while a normal client keeps its latency: the median of its requests
+// during the attack stays within twice its median before (plus 50ms of
+// slack for a 2-core machine busy with the attackers).
+func TestHostileSlowloris(t *testing.T) {
+	h := startHostile(t)
+	measure := func() (median, worst time.Duration) {
+		var lat []time.Duration
+		for range 20 {
+			t0 := time.Now()
+			if code, _ := h.d.get("victim.test", "/"); code != 200 {
+				t.Errorf("normal request: %d", code)
+			}
+			lat = append(lat, time.Since(t0))
+		}
+		slices.Sort(lat)
+		return lat[len(lat)/2], lat[len(lat)-1]
+	}
+	before, _ := measure()
+	const n = 300
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("tcp", h.d.addr)
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			req := "GET / HTTP/1.1\r\nHost: victim.test\r\nX-Slow-" + fmt.Sprint(i) + ": " + strings.Repeat("a", 100)
+			for j := 0; j < len(req); j++ {
+				select {
+				case <-stop:
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+				if _, err := c.Write([]byte{req[j]}); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(500 * time.Millisecond)
+	during, worst := measure()
+	close(stop)
+	wg.Wait()
+	t.Logf("median latency before %v, during %d slowloris connections %v (worst %v)", before, n, during, worst)
+	if during > 2*before+50*time.Millisecond {
+		t.Errorf("median latency rose from %v to %v under slowloris", before, during)
+	}
+}
+
+// Request smuggling and malformed framing are refused by the multiplexer
+// (vhostroute's head reader) or by the worker (net/http), never
+// forwarded ambiguously.
+func TestHostileSmuggling(t *testing.T) {
+	h := startHostile(t)
+	for _, c := range []struct {
+		name, req string
+		want      int
+	}{
+		{"CL and TE", "POST / HTTP/1.1\r\nHost: victim.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+		{"two CLs", "POST / HTTP/1.1\r\nHost: victim.test\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde", 400},
+		{"obs-fold", "GET / HTTP/1.1\r\nHost: victim.test\r\nX: a\r\n b\r\n\r\n", 400},
+		{"bare CR", "GET / HTTP/1.1\r\nHost: victim.test\r\nX: a\rb\r\n\r\n", 400},
+		{"two hosts", "GET / HTTP/1.1\r\nHost: victim.test\r\nHost: evil.test\r\n\r\n", 400},
+		{"NUL in path", "GET /a\x00b HTTP/1.1\r\nHost: victim.test\r\n\r\n", 400},
+		{"traversal", "GET /../../../etc/passwd HTTP/1.1\r\nHost: victim.test\r\n\r\n", 404},
+		{"encoded traversal", "GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: victim.test\r\n\r\n", 404},
+	} {
+		conn, err := net.Dial("tcp", h.d.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetDeadline(time.Now().Add(20 * time.Second))
+		io.WriteString(conn, c.req)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		conn.Close()
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != c.want || strings.Contains(string(body), "root:") {
+			t.Errorf("%s: %d %q, want %d", c.name, resp.StatusCode, body, c.want)
+		}
+	}
+}
