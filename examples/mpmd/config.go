@@ -14,6 +14,7 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
+	"golang.org/x/sys/unix"
 
 	"github.com/gompm/mpm/pool"
 	"github.com/gompm/mpm/privdrop"
@@ -69,6 +70,9 @@ type Identity struct {
 	Nice   int        `toml:"nice"`
 	Umask  string     `toml:"umask"`
 	Pool   PoolConfig `toml:"pool"`
+	// Rlimits are resource limits for the identity's workers and their
+	// PHP children: {nproc = 64, data = "512M", nofile = 1024, cpu = 60}.
+	Rlimits map[string]any `toml:"rlimits"`
 
 	resolved privdrop.Identity
 }
@@ -249,6 +253,11 @@ func (c *Config) check() error {
 			}
 			r.Umask = os.FileMode(u)
 		}
+		rl, err := parseRlimits(id.Rlimits)
+		if err != nil {
+			return c.errAt(where+".rlimits", "identity %q: %v", name, err)
+		}
+		r.Rlimits = rl
 		if err := policy.Check(r); err != nil {
 			return c.errAt(where, "identity %q: %v", name, err)
 		}
@@ -425,4 +434,63 @@ func indexLines(b []byte) lineIndex {
 		}
 	}
 	return idx
+}
+
+// parseRlimits turns {nproc = 64, as = "512M"} into resource limits (soft
+// and hard alike). Values are numbers, sizes with K, M or G, or
+// "unlimited".
+func parseRlimits(m map[string]any) ([]privdrop.Rlimit, error) {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	var out []privdrop.Rlimit
+	for _, k := range names {
+		res, err := privdrop.ParseRlimitName(k)
+		if err != nil {
+			return nil, err
+		}
+		if res == unix.RLIMIT_AS {
+			// The Go runtime reserves far more address space than it
+			// uses; under an address-space limit a worker cannot start.
+			return nil, errors.New(`rlimit "as" would stop the Go workers from starting (they reserve address space they never use); limit "data" instead, which counts memory in use`)
+		}
+		var v uint64
+		switch x := m[k].(type) {
+		case int64:
+			if x < 0 {
+				return nil, fmt.Errorf("rlimit %s = %d is negative", k, x)
+			}
+			v = uint64(x)
+		case string:
+			if v, err = parseSize(x); err != nil {
+				return nil, fmt.Errorf("rlimit %s = %q: %v", k, x, err)
+			}
+		default:
+			return nil, fmt.Errorf("rlimit %s = %v: want a number, a size like \"512M\" or \"unlimited\"", k, x)
+		}
+		out = append(out, privdrop.Rlimit{Resource: res, Cur: v, Max: v})
+	}
+	return out, nil
+}
+
+func parseSize(s string) (uint64, error) {
+	if s == "unlimited" {
+		return privdrop.RlimInfinity, nil
+	}
+	mult := uint64(1)
+	switch {
+	case strings.HasSuffix(s, "K"):
+		mult, s = 1<<10, strings.TrimSuffix(s, "K")
+	case strings.HasSuffix(s, "M"):
+		mult, s = 1<<20, strings.TrimSuffix(s, "M")
+	case strings.HasSuffix(s, "G"):
+		mult, s = 1<<30, strings.TrimSuffix(s, "G")
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, errors.New("not a number, a size like \"512M\", or \"unlimited\"")
+	}
+	return n * mult, nil
 }

@@ -40,6 +40,9 @@ func TestConfigErrors(t *testing.T) {
 		{"no vhosts", "[server]\n", "no [[vhost]] entries"},
 		{"two defaults", site + "default = true\n\n[[vhost]]\nserver_name = \"b.example\"\ndocument_root = \"/srv/b\"\nidentity = \"a\"\ndefault = true\n", `already has default vhost "a.example"`},
 		{"syntax", "[server\n", "f.toml:1:"},
+		{"bad rlimit name", strings.Replace(site, "group = \"2001\"\n", "group = \"2001\"\nrlimits = { procs = 5 }\n", 1), `unknown resource limit "procs"`},
+		{"bad rlimit value", strings.Replace(site, "group = \"2001\"\n", "group = \"2001\"\nrlimits = { data = \"lots\" }\n", 1), `rlimit data = "lots"`},
+		{"rlimit as", strings.Replace(site, "group = \"2001\"\n", "group = \"2001\"\nrlimits = { as = \"1G\" }\n", 1), `limit "data" instead`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := ParseConfig("f.toml", []byte(c.text))

@@ -148,11 +148,12 @@ func (d *daemon) get(host, path string) (int, string) {
 }
 
 type testSite struct {
-	name  string
-	uid   uint32
-	root  string
-	extra string // extra TOML for the vhost
-	pages map[string]string
+	name    string
+	uid     uint32
+	root    string
+	extra   string // extra TOML for the vhost
+	idExtra string // extra TOML for the identity
+	pages   map[string]string
 }
 
 // writeSites creates the sites (document roots 0700, owned by their uid)
@@ -176,8 +177,8 @@ func writeSites(t *testing.T, addr, server string, sites []testSite) string {
 		if err := os.Chown(s.root, int(s.uid), int(s.uid)); err != nil {
 			t.Fatal(err)
 		}
-		cfg += fmt.Sprintf("\n[identity.%s]\nuser = \"%d\"\ngroup = \"%d\"\n\n[[vhost]]\nserver_name = \"%s.test\"\ndocument_root = %q\nidentity = %q\nphp = true\naccess_log = %q\n%s\n",
-			s.name, s.uid, s.uid, s.name, s.root, s.name, filepath.Join(dir, "log", s.name+".log"), s.extra)
+		cfg += fmt.Sprintf("\n[identity.%s]\nuser = \"%d\"\ngroup = \"%d\"\n%s\n[[vhost]]\nserver_name = \"%s.test\"\ndocument_root = %q\nidentity = %q\nphp = true\naccess_log = %q\n%s\n",
+			s.name, s.uid, s.uid, s.idExtra, s.name, s.root, s.name, filepath.Join(dir, "log", s.name+".log"), s.extra)
 	}
 	path := filepath.Join(dir, "mpmd.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {

@@ -41,7 +41,10 @@ type hostile struct {
 	dir    string
 }
 
-func startHostile(t *testing.T) *hostile {
+func startHostile(t *testing.T) *hostile { return startHostileWith(t, "") }
+
+// startHostileWith gives the evil identity extra settings.
+func startHostileWith(t *testing.T, evilIdentity string) *hostile {
 	testenv.RequireRoot(t)
 	requirePHP(t)
 	for _, id := range []int{evilUID, victimUID, hostMuxID} {
@@ -49,7 +52,7 @@ func startHostile(t *testing.T) *hostile {
 	}
 	addr := freePort(t)
 	sites := []testSite{
-		{name: "evil", uid: evilUID, pages: map[string]string{"index.php": uidPage}},
+		{name: "evil", uid: evilUID, idExtra: evilIdentity, pages: map[string]string{"index.php": uidPage}},
 		{name: "victim", uid: victimUID, pages: map[string]string{"index.php": uidPage, "secret.txt": "victim's secret\n", "slow.php": `<?php sleep(3); echo "ok";`}},
 	}
 	path := writeSites(t, addr, fmt.Sprintf("multiplexer_user = \"%d\"\nmultiplexer_group = \"%d\"\n", hostMuxID, hostMuxID), sites)
@@ -332,5 +335,43 @@ func TestHostileSmuggling(t *testing.T) {
 		if resp.StatusCode != c.want || strings.Contains(string(body), "root:") {
 			t.Errorf("%s: %d %q, want %d", c.name, resp.StatusCode, body, c.want)
 		}
+	}
+}
+
+// A fork bomb and a memory bomb stay inside the evil identity's rlimits
+// (nproc counts every process of the uid; as bounds each process's
+// address space), and the victim keeps answering.
+func TestHostileResourceBombs(t *testing.T) {
+	h := startHostileWith(t, "rlimits = { nproc = 30, data = \"512M\" }\n")
+	out := h.php(t, `
+$n = 0; $procs = [];
+for ($i = 0; $i < 200; $i++) {
+    $p = @proc_open(["sleep", "5"], [], $pipes);
+    if ($p === false) break;
+    $procs[] = $p; $n++;
+}
+echo "started $n\n";
+foreach ($procs as $p) { proc_terminate($p, 9); proc_close($p); }
+`)
+	var started int
+	fmt.Sscanf(out, "started %d", &started)
+	if started == 0 || started >= 30 {
+		t.Errorf("fork bomb: %q, want fewer than the 30 processes nproc allows (and more than none)", out)
+	}
+	if code, body := h.d.get("victim.test", "/"); code != 200 || !strings.Contains(body, "uid=2402") {
+		t.Errorf("victim during the fork bomb: %d %q", code, body)
+	}
+
+	name := "bomb.php"
+	os.WriteFile(filepath.Join(h.evil.root, name), []byte(`<?php ini_set("memory_limit", "-1"); $s = str_repeat("x", 1 << 30); echo strlen($s);`), 0o600)
+	os.Chown(filepath.Join(h.evil.root, name), evilUID, evilUID)
+	if _, body := h.d.get("evil.test", "/"+name); strings.Contains(body, "1073741824") {
+		t.Errorf("memory bomb allocated 1 GiB under a 512M data limit: %q", body)
+	}
+	if code, body := h.d.get("victim.test", "/"); code != 200 || !strings.Contains(body, "uid=2402") {
+		t.Errorf("victim after the memory bomb: %d %q", code, body)
+	}
+	if code, _ := h.d.get("evil.test", "/"); code != 200 {
+		t.Errorf("the evil site itself after its bombs: %d", code)
 	}
 }
