@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/gompm/mpm/internal/procstatus"
 	"github.com/gompm/mpm/internal/testenv"
 )
@@ -373,5 +375,153 @@ foreach ($procs as $p) { proc_terminate($p, 9); proc_close($p); }
 	}
 	if code, _ := h.d.get("evil.test", "/"); code != 200 {
 		t.Errorf("the evil site itself after its bombs: %d", code)
+	}
+}
+
+// TestFaultsUnderLoad kills a worker, a multiplexer and finally the
+// master with SIGKILL while clients keep sending requests. Only requests
+// in flight at a kill may fail; service comes back at once; the master
+// leaks no descriptor; and when the master dies nothing of it remains.
+func TestFaultsUnderLoad(t *testing.T) {
+	h := startHostile(t)
+	master, muxes, _ := h.pids(t)
+	fdsBefore, err := procstatus.FDs(master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kidsBefore := len(children(t, master))
+
+	const clients = 4
+	var mu sync.Mutex
+	var ok, failed int
+	var lastOK time.Time
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+			host := []string{"victim.test", "evil.test"}[i%2]
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				req, _ := http.NewRequest("GET", "http://"+h.d.addr+"/", nil)
+				req.Host = host
+				resp, err := c.Do(req)
+				good := err == nil && resp.StatusCode == 200
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				mu.Lock()
+				if good {
+					ok++
+					lastOK = time.Now()
+				} else {
+					failed++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	phase := func(name string, kill func()) {
+		time.Sleep(500 * time.Millisecond)
+		mu.Lock()
+		ok0, failed0 := ok, failed
+		mu.Unlock()
+		t0 := time.Now()
+		kill()
+		// Recovery: the first success after the kill.
+		var rec time.Duration
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			mu.Lock()
+			l := lastOK
+			mu.Unlock()
+			if l.After(t0) {
+				rec = l.Sub(t0)
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: no successful request within 10s", name)
+			}
+		}
+		time.Sleep(500 * time.Millisecond)
+		mu.Lock()
+		dOK, dFailed := ok-ok0, failed-failed0
+		mu.Unlock()
+		t.Logf("%s: %d requests succeeded, %d failed, first success %v after the kill", name, dOK, dFailed, rec.Round(time.Microsecond))
+		if dFailed > clients {
+			t.Errorf("%s: %d requests failed; only the %d in flight may", name, dFailed, clients)
+		}
+		if rec > 2*time.Second {
+			t.Errorf("%s: service came back only after %v", name, rec)
+		}
+	}
+	_, _, victim := h.pids(t)
+	phase("kill -9 a victim worker", func() { syscall.Kill(victim[0], syscall.SIGKILL) })
+	phase("kill -9 a multiplexer", func() { syscall.Kill(muxes[0], syscall.SIGKILL) })
+	close(stop)
+	wg.Wait()
+
+	// The master holds what it held before: the replaced worker and
+	// multiplexer left nothing behind. Pipes come and go with children
+	// (one per live child, for its output), so they are compared with
+	// the number of children; everything else must be as it was.
+	time.Sleep(500 * time.Millisecond)
+	fdsAfter, err := procstatus.FDs(master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	others := func(fds map[int]string) (map[string]int, int) {
+		m, pipes := map[string]int{}, 0
+		for fd, target := range fds {
+			if fd > 2 && strings.HasPrefix(target, "pipe:") {
+				pipes++
+				continue
+			}
+			if target == "anon_inode:[pidfd]" {
+				continue // one per child, held by os.Process
+			}
+			m[target]++
+		}
+		return m, pipes
+	}
+	before, pipesBefore := others(fdsBefore)
+	after, pipes := others(fdsAfter)
+	if diff := cmp.Diff(before, after); diff != "" {
+		t.Errorf("the master's descriptors other than child pipes changed across the kills (-before +after):\n%s", diff)
+	}
+	// Pipes not tied to a child (the master's own stdio, inherited
+	// ones) are the same number before and after.
+	if kids := len(children(t, master)); pipes-kids != pipesBefore-kidsBefore {
+		t.Errorf("the master holds %d pipes for %d children, had %d for %d:\n%v", pipes, kids, pipesBefore, kidsBefore, fdsAfter)
+	}
+
+	// The master dies: every process of the daemon goes with it.
+	var all []int
+	for _, pid := range children(t, master) {
+		all = append(all, pid)
+	}
+	syscall.Kill(master, syscall.SIGKILL)
+	<-h.d.done
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var left []int
+		for _, pid := range all {
+			if s, err := procstatus.Process(pid); err == nil && s.PPid != 0 {
+				if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && !strings.Contains(string(b), ") Z ") {
+					left = append(left, pid)
+				}
+			}
+		}
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("processes %v outlived the master by 10s", left)
+		}
 	}
 }
