@@ -39,6 +39,7 @@ func TestMain(m *testing.M) {
 	roles.Add(roleMux, runMux)
 	roles.Add(roleWorker, runWorker)
 	roles.Add(roleStatus, runStatus)
+	roles.Add(roleTLSCheck, runTLSCheck)
 	roles.Main()
 	if os.Getenv(envRunDaemon) == "1" {
 		os.Exit(cli(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
