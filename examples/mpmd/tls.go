@@ -387,6 +387,8 @@ func tlsCGIEnv(r *http.Request) []string {
 		"SSL_PROTOCOL=" + tlsVersions[st.Version],
 		"SSL_CIPHER=" + tls.CipherSuiteName(st.CipherSuite),
 		"SSL_SESSION_RESUMED=" + map[bool]string{true: "Resumed", false: "Initial"}[st.DidResume],
+		// net/http/cgi always says HTTP/1.1; HTTP/2 comes only over TLS.
+		"SERVER_PROTOCOL=" + r.Proto,
 	}
 	if st.ServerName != "" {
 		env = append(env, "SSL_TLS_SNI="+st.ServerName)
