@@ -83,6 +83,15 @@ func startTLSSites(t testing.TB, base int, server string) *tlsSetup {
 	s.sites[1].pages["steal.php"] = fmt.Sprintf(`<?php $s = @file_get_contents(%q); echo $s === false ? "denied" : "READ: ".$s;`, s.keys["alice"])
 	srv := fmt.Sprintf("tls_listen = [%q]\nmultiplexer_user = \"%d\"\nmultiplexer_group = \"%d\"\n%s", tlsAddr, muxID, muxID, server)
 	s.cfgPath = writeSites(t, addr, srv, s.sites)
+	// A second TLS vhost of alice's identity, with its own certificate.
+	cert, key, pemb := tlsFiles(t, s.tlsDir, "alice2", alice, []string{"alice2.test"}, time.Now().AddDate(0, 1, 0))
+	s.certs["alice2"], s.keys["alice2"], s.certPath["alice2"] = pemb, key, cert
+	f, err := os.OpenFile(s.cfgPath, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "\n[[vhost]]\nserver_name = \"alice2.test\"\ndocument_root = %q\nidentity = \"alice\"\nphp = true\ntls_certificate = %q\ntls_key = %q\n", s.sites[0].root, cert, key)
+	f.Close()
 	s.d = startDaemon(t, addr, "-config", s.cfgPath)
 	return s
 }
@@ -223,6 +232,15 @@ func TestTLS(t *testing.T) {
 		if err != nil || !strings.HasPrefix(out, "421 ") {
 			t.Errorf("curl %s with Host bob.test on alice's connection: %v %q, want 421", proto, err, out)
 		}
+	}
+	// alice2.test is alice's too, but alice.test's certificate does not
+	// cover it: 421 on that connection, 200 on its own.
+	out, err = curl(t, "--http2", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: alice2.test", "--cacert", s.certPath["alice"], "--resolve", s.resolve("alice.test"), s.url("alice.test", "/"))
+	if err != nil || out != "421" {
+		t.Errorf("Host alice2.test on alice.test's connection: %v %q, want 421", err, out)
+	}
+	if out, err := curl(t, "--http2", "--cacert", s.certPath["alice2"], "--resolve", s.resolve("alice2.test"), s.url("alice2.test", "/")); err != nil || out != "alice2.test uid=2301" {
+		t.Errorf("https://alice2.test/: %v %q", err, out)
 	}
 	// The same with Go's HTTP/2 client on one connection: alice, then
 	// bob (421), then alice again on the same connection.
