@@ -35,6 +35,7 @@ type Config struct {
 // Server holds the daemon-wide settings.
 type Server struct {
 	Listen           []string `toml:"listen"`
+	TLSListen        []string `toml:"tls_listen"`
 	Admin            string   `toml:"admin"`
 	Multiplexers     int      `toml:"multiplexers"`
 	MultiplexerUser  string   `toml:"multiplexer_user"`
@@ -93,6 +94,8 @@ type VHost struct {
 	AccessLog      string            `toml:"access_log"`
 	Index          []string          `toml:"index"`
 	FollowSymlinks bool              `toml:"follow_symlinks"`
+	TLSCertificate string            `toml:"tls_certificate"`
+	TLSKey         string            `toml:"tls_key"`
 }
 
 // Duration is a time.Duration written as "30s" in the file.
@@ -192,6 +195,9 @@ func (c *Config) check() error {
 		if slices.Contains(s.Listen[:i], l) {
 			return c.errAt("server.listen", "listen address %q given twice", l)
 		}
+	}
+	if err := c.checkTLSListen(); err != nil {
+		return err
 	}
 	if s.Admin == "" {
 		s.Admin = defaultAdmin
@@ -326,11 +332,11 @@ func (c *Config) check() error {
 		}
 		listeners := v.Listen
 		if len(listeners) == 0 {
-			listeners = s.Listen
+			listeners = c.defaultListeners(v)
 		}
 		for _, l := range listeners {
-			if !slices.Contains(s.Listen, l) {
-				return c.errAt(where+".listen", "vhost %q: listen %q is not one of server.listen %v", v.ServerName, l, s.Listen)
+			if !slices.Contains(s.Listen, l) && !slices.Contains(s.TLSListen, l) {
+				return c.errAt(where+".listen", "vhost %q: listen %q is not one of server.listen %v or server.tls_listen %v", v.ServerName, l, s.Listen, s.TLSListen)
 			}
 			for _, n := range append([]string{v.ServerName}, v.Aliases...) {
 				key := l + "|" + strings.ToLower(n)
@@ -345,6 +351,10 @@ func (c *Config) check() error {
 				}
 				defaults[l] = i
 			}
+		}
+		v.Listen = listeners
+		if err := c.checkVHostTLS(i); err != nil {
+			return err
 		}
 	}
 	return nil

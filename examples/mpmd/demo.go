@@ -6,6 +6,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"time"
 )
 
 // Demo identities: numeric ids without accounts, so the demo never acts
@@ -28,7 +30,19 @@ printf("Hello from %s, served by PHP running as uid %d (gid %d).\n",
 // setupDemo creates two sites under dir (a new temporary directory when
 // empty) and returns their configuration. As root each site belongs to
 // its own numeric uid; otherwise both run as the current user.
-func setupDemo(dir, listen string, out io.Writer) (*Config, error) {
+func setupDemo(dir, listen, tlsListen string, out io.Writer) (*Config, error) {
+	if tlsListen == "" {
+		// The HTTP port + 363: 8080 -> 8443, as 80 -> 443.
+		h, p, err := net.SplitHostPort(listen)
+		if err != nil {
+			return nil, fmt.Errorf("-demo-listen %q: %v", listen, err)
+		}
+		n, err := strconv.Atoi(p)
+		if err != nil || n+363 > 65535 {
+			return nil, fmt.Errorf("-demo-listen %q: give -demo-tls-listen too", listen)
+		}
+		tlsListen = net.JoinHostPort(h, strconv.Itoa(n+363))
+	}
 	if dir == "" {
 		d, err := os.MkdirTemp("", "mpmd-demo-")
 		if err != nil {
@@ -53,10 +67,11 @@ func setupDemo(dir, listen string, out io.Writer) (*Config, error) {
 	toml := fmt.Sprintf(`# mpmd demo configuration (generated)
 [server]
 listen = [%q]
+tls_listen = [%q]
 admin = "off"
 run_dir = %q
 min_uid = 100
-`, listen, filepath.Join(dir, "run"))
+`, listen, tlsListen, filepath.Join(dir, "run"))
 	if root {
 		toml += fmt.Sprintf("multiplexer_user = \"%d\"\nmultiplexer_group = \"%d\"\n", demoMuxUID, demoMuxUID)
 	}
@@ -105,6 +120,12 @@ access_log = %q
 `, name, id, id, host, host, docroot, name, filepath.Join(dir, "log", name+".access.log"))
 		if name == "alice" {
 			toml += "default = true\n"
+			// alice.demo also speaks TLS, with a key only alice can read.
+			cert, key, err := demoCertificate(dir, name, host, id, root)
+			if err != nil {
+				return nil, err
+			}
+			toml += fmt.Sprintf("tls_certificate = %q\ntls_key = %q\n", cert, key)
 		}
 	}
 	var exe string
@@ -138,6 +159,9 @@ access_log = %q
 	}
 	fmt.Fprintf(out, "  curl --resolve bob.demo:%s:127.0.0.1 http://bob.demo:%s/hello.txt\n", port, port)
 	fmt.Fprintf(out, "  curl -H 'Host: nobody.demo' http://127.0.0.1:%s/   (unknown host: the default site, alice)\n", port)
+	_, tport, _ := net.SplitHostPort(tlsListen)
+	fmt.Fprintf(out, "  curl --http2 --cacert %s --resolve alice.demo:%s:127.0.0.1 https://alice.demo:%s/   (TLS, terminated by alice's own worker)\n",
+		filepath.Join(dir, "tls", "alice.demo.crt"), tport, tport)
 	fmt.Fprintf(out, "stop with Ctrl-C.\n")
 	return cfg, nil
 }
@@ -167,4 +191,33 @@ func copyExecutable(dir string) (string, error) {
 		return "", err
 	}
 	return dst, f.Close()
+}
+
+// demoCertificate writes a self-signed certificate for host (readable by
+// all: clients need it to trust the demo) and its key, mode 0400 and, as
+// root, owned by the site's uid: only the site's own workers can read it.
+func demoCertificate(dir, name, host string, uid int, root bool) (certPath, keyPath string, err error) {
+	certPEM, keyPEM, err := selfSigned([]string{host, "www." + host}, time.Now().AddDate(0, 0, 90))
+	if err != nil {
+		return "", "", err
+	}
+	tdir := filepath.Join(dir, "tls")
+	if err := os.MkdirAll(tdir, 0o755); err != nil {
+		return "", "", err
+	}
+	certPath = filepath.Join(tdir, host+".crt")
+	keyPath = filepath.Join(dir, name, host+".key")
+	if err := os.WriteFile(certPath, certPEM, 0o644); err != nil {
+		return "", "", err
+	}
+	os.Remove(keyPath)
+	if err := os.WriteFile(keyPath, keyPEM, 0o400); err != nil {
+		return "", "", err
+	}
+	if root {
+		if err := os.Chown(keyPath, uid, uid); err != nil {
+			return "", "", err
+		}
+	}
+	return certPath, keyPath, nil
 }

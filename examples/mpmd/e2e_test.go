@@ -39,6 +39,7 @@ func TestMain(m *testing.M) {
 	roles.Add(roleMux, runMux)
 	roles.Add(roleWorker, runWorker)
 	roles.Add(roleStatus, runStatus)
+	roles.Add(roleTLSCheck, runTLSCheck)
 	roles.Main()
 	if os.Getenv(envRunDaemon) == "1" {
 		os.Exit(cli(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
@@ -46,7 +47,7 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func requirePHP(t *testing.T) {
+func requirePHP(t testing.TB) {
 	t.Helper()
 	if _, err := exec.LookPath("php-cgi"); err != nil {
 		if os.Getenv(testenv.RequireRootEnv) == "1" {
@@ -56,7 +57,7 @@ func requirePHP(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -85,7 +86,7 @@ func (s *syncBuf) String() string {
 }
 
 type daemon struct {
-	t    *testing.T
+	t    testing.TB
 	cmd  *exec.Cmd
 	out  *syncBuf
 	addr string
@@ -94,7 +95,7 @@ type daemon struct {
 
 // startDaemon runs mpmd with args until the test ends, and waits until
 // it answers on addr.
-func startDaemon(t *testing.T, addr string, args ...string) *daemon {
+func startDaemon(t testing.TB, addr string, args ...string) *daemon {
 	t.Helper()
 	d := &daemon{t: t, out: &syncBuf{}, addr: addr, done: make(chan struct{})}
 	d.cmd = exec.Command(testenv.PublicExecutable(t), args...)
@@ -158,7 +159,7 @@ type testSite struct {
 
 // writeSites creates the sites (document roots 0700, owned by their uid)
 // and a configuration for them; it returns the configuration's path.
-func writeSites(t *testing.T, addr, server string, sites []testSite) string {
+func writeSites(t testing.TB, addr, server string, sites []testSite) string {
 	t.Helper()
 	dir := testenv.PublicDir(t, 0o755)
 	cfg := fmt.Sprintf("[server]\nlisten = [%q]\nadmin = \"off\"\nrun_dir = %q\n%s\n", addr, filepath.Join(dir, "run"), server)
@@ -418,7 +419,8 @@ func TestDemo(t *testing.T) {
 	}
 	addr := freePort(t)
 	dir := testenv.PublicDir(t, 0o755)
-	d := startDaemon(t, addr, "-demo", "-demo-dir", dir, "-demo-listen", addr)
+	tlsAddr := freePort(t)
+	d := startDaemon(t, addr, "-demo", "-demo-dir", dir, "-demo-listen", addr, "-demo-tls-listen", tlsAddr)
 	_, port, _ := net.SplitHostPort(addr)
 	uids := map[string]string{}
 	for _, site := range []string{"alice", "bob"} {
@@ -427,6 +429,12 @@ func TestDemo(t *testing.T) {
 			t.Fatalf("curl %s: %v %q\n%s", site, err, out, d.out)
 		}
 		uids[site] = string(out)
+	}
+	// alice.demo over TLS and HTTP/2, with the demo's own certificate.
+	_, tport, _ := net.SplitHostPort(tlsAddr)
+	out, err := exec.Command("curl", "-sS", "--max-time", "30", "--http2", "--cacert", filepath.Join(dir, "tls", "alice.demo.crt"), "--resolve", "alice.demo:"+tport+":127.0.0.1", "https://alice.demo:"+tport+"/").CombinedOutput()
+	if err != nil || string(out) != uids["alice"] {
+		t.Errorf("curl https://alice.demo/: %v %q, want %q\n%s", err, out, uids["alice"], d.out)
 	}
 	if os.Geteuid() == 0 {
 		if !strings.Contains(uids["alice"], "uid 2101") || !strings.Contains(uids["bob"], "uid 2102") {

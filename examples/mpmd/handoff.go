@@ -23,6 +23,7 @@ type muxPlan struct {
 	MaxHeaderBytes int
 	UnknownHost    int
 	QueueTimeout   map[string]time.Duration // by pool
+	TLS            map[string]bool          // listeners that speak TLS
 }
 
 type muxVHost struct {
@@ -40,6 +41,7 @@ type workerPlan struct {
 	KeepAlive       time.Duration
 	MaxHeaderBytes  int
 	HandbackTimeout time.Duration
+	TicketSecret    []byte // the pool's session ticket secret, when it serves TLS
 }
 
 type workerVHost struct {

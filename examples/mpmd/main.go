@@ -27,6 +27,7 @@ func main() {
 	roles.Add(roleMux, runMux)
 	roles.Add(roleWorker, runWorker)
 	roles.Add(roleStatus, runStatus)
+	roles.Add(roleTLSCheck, runTLSCheck)
 	roles.Main() // in a multiplexer or worker: runs it and exits
 
 	os.Exit(cli(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
@@ -40,6 +41,7 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	demo := fs.Bool("demo", false, "run a built-in demo with two sites on 127.0.0.1:8080")
 	demoDir := fs.String("demo-dir", "", "with -demo: where to create the demo sites (default: a new temporary directory)")
 	demoListen := fs.String("demo-listen", defaultListen, "with -demo: the address to listen on")
+	demoTLSListen := fs.String("demo-tls-listen", "", "with -demo: the address to listen on for TLS (default: the -demo-listen port + 363)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -55,7 +57,7 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch {
 	case *demo:
-		cfg, err = setupDemo(*demoDir, *demoListen, stdout)
+		cfg, err = setupDemo(*demoDir, *demoListen, *demoTLSListen, stdout)
 	case *configPath != "":
 		cfg, err = LoadConfig(*configPath)
 	default:
@@ -69,6 +71,18 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if *check {
 		printSummary(stdout, cfg)
+		// The keys are read as their identities, never by this process.
+		problems, err := checkKeys(cfg, cfg.exe, os.Geteuid() == 0)
+		if err != nil {
+			fmt.Fprintf(stderr, "mpmd: %v\n", err)
+			return 1
+		}
+		if len(problems) > 0 {
+			for _, p := range problems {
+				fmt.Fprintf(stderr, "mpmd: TLS: %s\n", p)
+			}
+			return 1
+		}
 		return 0
 	}
 	if os.Geteuid() != 0 {

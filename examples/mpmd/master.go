@@ -35,6 +35,9 @@ type master struct {
 
 	mu  sync.Mutex
 	cur *generation
+
+	ticketMu sync.Mutex
+	tickets  map[string][]byte // session ticket secrets, by identity
 }
 
 // A generation is what one configuration runs: its pools and the
@@ -83,7 +86,7 @@ func (m *master) run(ctx context.Context, cfg *Config) error {
 			f.Close()
 		}
 	}()
-	for _, addr := range cfg.Server.Listen {
+	for _, addr := range slices.Concat(cfg.Server.Listen, cfg.Server.TLSListen) {
 		if err := m.listen(addr); err != nil {
 			return err
 		}
@@ -144,7 +147,7 @@ func (m *master) reload(path string) {
 		m.log.Error("reload refused; still running the previous configuration", "err", err)
 		return
 	}
-	for _, addr := range cfg.Server.Listen {
+	for _, addr := range slices.Concat(cfg.Server.Listen, cfg.Server.TLSListen) {
 		if _, ok := m.listeners[addr]; !ok {
 			m.log.Error("reload refused: a new listen address needs a restart (the master no longer binds)", "addr", addr)
 			return
@@ -168,6 +171,9 @@ func (m *master) reload(path string) {
 // start builds and starts a generation for cfg: one pool per identity
 // that has a vhost, and the multiplexers.
 func (m *master) start(cfg *Config) (g *generation, err error) {
+	if err := m.preflightTLS(cfg); err != nil {
+		return nil, err
+	}
 	g = &generation{m: m, cfg: cfg, stopping: make(chan struct{})}
 	defer func() {
 		if err != nil {
@@ -211,6 +217,11 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 				pc.Files = append(pc.Files, prefork.File{Name: wv.LogFile, File: f})
 			}
 			plan.VHosts = append(plan.VHosts, wv)
+			if v.TLSCertificate != "" && plan.TicketSecret == nil {
+				if plan.TicketSecret, err = m.ticketSecret(cfg, name); err != nil {
+					return nil, err
+				}
+			}
 		}
 		pf, err := planFile("worker-"+name, plan)
 		if err != nil {
@@ -245,7 +256,11 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 		mp.QueueTimeout[poolNames[i]] = p.QueueTimeout()
 	}
 	var files []prefork.File
-	for i, addr := range cfg.Server.Listen {
+	mp.TLS = map[string]bool{}
+	for _, addr := range cfg.Server.TLSListen {
+		mp.TLS[addr] = true
+	}
+	for i, addr := range slices.Concat(cfg.Server.Listen, cfg.Server.TLSListen) {
 		mp.Listeners = append(mp.Listeners, addr)
 		files = append(files, prefork.File{Name: "listen-" + strconv.Itoa(i), File: m.listeners[addr]})
 	}

@@ -117,7 +117,14 @@ func (m *mux) accept(ctx context.Context, ln net.Listener, name string) {
 			return
 		}
 		m.conns.Add(1)
-		go func() { defer m.conns.Done(); m.route(c) }()
+		go func() {
+			defer m.conns.Done()
+			if m.plan.TLS[name] {
+				m.routeTLS(c, name)
+				return
+			}
+			m.route(c)
+		}()
 	}
 }
 

@@ -209,6 +209,7 @@ func (s *site) servePHP(w http.ResponseWriter, r *http.Request, script, pathInfo
 	if port != "" {
 		env = append(env, "SERVER_PORT="+port)
 	}
+	env = append(env, tlsCGIEnv(r)...)
 	if pathInfo != "" {
 		env = append(env, "PATH_INFO="+pathInfo, "PATH_TRANSLATED="+filepath.Join(s.root, pathInfo))
 	}

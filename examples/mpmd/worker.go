@@ -66,7 +66,8 @@ func runWorker(ctx context.Context, env *prefork.Env) error {
 		return err
 	}
 	h.sock = sock
-	ln := &oneAtATime{Listener: fdpass.NewListener(sock), w: w, free: make(chan struct{}, 1), closed: make(chan struct{})}
+	h.tls = newWorkerTLS(&plan, log)
+	ln := &oneAtATime{Listener: &tlsListener{Listener: fdpass.NewListener(sock), t: h.tls, log: log}, w: w, free: make(chan struct{}, 1), closed: make(chan struct{})}
 	ln.free <- struct{}{}
 	srv := &http.Server{
 		Handler:           h,
@@ -75,6 +76,12 @@ func runWorker(ctx context.Context, env *prefork.Env) error {
 		MaxHeaderBytes:    plan.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		ConnState:         ln.connState,
+		ConnContext:       tlsConnContext,
+	}
+	if h.tls != nil {
+		// HTTP/2 is offered through ALPN on the TLS connections.
+		srv.TLSConfig = h.tls.cfg
+		go h.tls.rotate(ctx)
 	}
 	h.srv = srv
 	h.recycle = func() {
@@ -154,6 +161,7 @@ type workerHandler struct {
 	recycle         func()
 	handbackTimeout time.Duration
 	once            sync.Once
+	tls             *workerTLS // nil when the identity has no certificate
 }
 
 func (h *workerHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
@@ -163,6 +171,11 @@ func (h *workerHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s, ok := h.sites[host]
+	if r.TLS != nil {
+		if r = h.admitTLS(rw, r, host, ok); r == nil {
+			return
+		}
+	}
 	if !ok {
 		// A kept-alive connection now asks for another identity's site:
 		// give it back to a multiplexer, which routes it again.

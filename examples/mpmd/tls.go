@@ -1,0 +1,643 @@
+package main
+
+// TLS: the multiplexer peeks at the ClientHello and routes on SNI without
+// ever holding a key; the worker, already running as the site's user,
+// loads its own vhosts' certificates and keys and terminates TLS itself.
+// The master never opens a key file: `mpmd -check` and every (re)start
+// read the keys in a short-lived child running as each identity.
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gompm/mpm/fdpass"
+	"github.com/gompm/mpm/prefork"
+	"github.com/gompm/mpm/vhostroute"
+)
+
+// ---- configuration ----
+
+// defaultListeners are the listeners of a vhost without `listen`: every
+// plain listener, and every TLS listener when it has a certificate.
+func (c *Config) defaultListeners(v *VHost) []string {
+	ls := slices.Clone(c.Server.Listen)
+	if v.TLSCertificate != "" {
+		ls = append(ls, c.Server.TLSListen...)
+	}
+	return ls
+}
+
+func (c *Config) checkTLSListen() error {
+	s := &c.Server
+	for i, l := range s.TLSListen {
+		if _, _, err := net.SplitHostPort(l); err != nil {
+			return c.errAt("server.tls_listen", "tls_listen address %q: %v", l, err)
+		}
+		if slices.Contains(s.TLSListen[:i], l) {
+			return c.errAt("server.tls_listen", "tls_listen address %q given twice", l)
+		}
+		if slices.Contains(s.Listen, l) {
+			return c.errAt("server.tls_listen", "address %q is in both listen and tls_listen: a port speaks either HTTP or TLS", l)
+		}
+	}
+	return nil
+}
+
+// checkVHostTLS checks vhost i's certificate settings once its listeners
+// are known. It does not open the files: the master never reads a key,
+// and the key is only readable by the identity (see checkKeys).
+func (c *Config) checkVHostTLS(i int) error {
+	v := &c.VHosts[i]
+	where := fmt.Sprintf("vhost.%d", i)
+	switch {
+	case v.TLSCertificate != "" && v.TLSKey == "":
+		return c.errAt(where+".tls_certificate", "vhost %q has tls_certificate but no tls_key", v.ServerName)
+	case v.TLSKey != "" && v.TLSCertificate == "":
+		return c.errAt(where+".tls_key", "vhost %q has tls_key but no tls_certificate", v.ServerName)
+	}
+	for _, k := range []struct{ key, path string }{{"tls_certificate", v.TLSCertificate}, {"tls_key", v.TLSKey}} {
+		if k.path != "" && !filepath.IsAbs(k.path) {
+			return c.errAt(where+"."+k.key, "vhost %q: %s %q is not an absolute path", v.ServerName, k.key, k.path)
+		}
+	}
+	onTLS := false
+	for _, l := range v.Listen {
+		if slices.Contains(c.Server.TLSListen, l) {
+			onTLS = true
+			if v.TLSCertificate == "" {
+				return c.errAt(where+".listen", "vhost %q listens on TLS listener %s but has no tls_certificate and tls_key", v.ServerName, l)
+			}
+		}
+	}
+	if v.TLSCertificate != "" && !onTLS {
+		return c.errAt(where+".tls_certificate", "vhost %q has a certificate but is on no TLS listener (set server.tls_listen)", v.ServerName)
+	}
+	return nil
+}
+
+// ---- multiplexer ----
+
+// tlsAlert writes a fatal TLS alert record (RFC 8446 §6): the client sees
+// why, not just a closed connection.
+func tlsAlert(c net.Conn, desc byte) {
+	c.SetWriteDeadline(time.Now().Add(2 * time.Second))
+	c.Write([]byte{21, 3, 1, 0, 2, 2, desc})
+}
+
+const (
+	alertInternalError    = 80
+	alertUnrecognizedName = 112
+)
+
+// routeTLS peeks at the ClientHello on c, a connection accepted on the
+// TLS listener addr, and passes c with exactly the bytes read to the pool
+// of the vhost its SNI names (no SNI, or a name no vhost has: the
+// listener's default). What is not TLS never reaches a worker.
+func (m *mux) routeTLS(c net.Conn, addr string) {
+	defer c.Close()
+	hr := vhostroute.HelloReader{Timeout: m.plan.HeaderTimeout}
+	hello, err := hr.ReadClientHello(c.(vhostroute.DeadlineReader))
+	if err != nil {
+		var he *vhostroute.HelloError
+		switch {
+		case len(hello.Raw) == 0:
+			// Connected and closed (or timed out) without a byte.
+		case errors.Is(err, vhostroute.ErrNotTLS) && errors.As(err, &he) && strings.Contains(he.Reason, "plain HTTP"):
+			m.answer(c, http.StatusBadRequest, "this port speaks TLS: use https://")
+			drain(c)
+		default:
+			m.log.Debug("not a TLS ClientHello", "listener", addr, "remote", c.RemoteAddr().String(), "err", err)
+		}
+		return
+	}
+	local := localAddrPort(c)
+	vi, ok := m.table.Lookup(local, hello.ServerName)
+	if !ok {
+		tlsAlert(c, alertUnrecognizedName)
+		return
+	}
+	v := m.plan.VHosts[vi]
+	pool := m.plan.Pools[v.Pool]
+	ctx, cancel := context.WithTimeout(context.Background(), m.plan.QueueTimeout[pool])
+	defer cancel()
+	info := fdpass.ConnInfo{Listener: addr, TLS: true}
+	if err := m.pools[v.Pool].SendConn(ctx, c, hello.Raw, info); err != nil {
+		if errors.Is(err, fdpass.ErrQueueFull) {
+			m.log.Warn("no worker in time", "pool", pool, "sni", hello.ServerName, "wait", m.plan.QueueTimeout[pool])
+		} else {
+			m.log.Error("pass connection", "pool", pool, "sni", hello.ServerName, "err", err)
+		}
+		tlsAlert(c, alertInternalError)
+	}
+}
+
+// drain lets the client read an answer before the close: closing with
+// unread bytes would reset the connection and could destroy the answer.
+func drain(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	c.SetReadDeadline(time.Now().Add(time.Second))
+	io.Copy(io.Discard, io.LimitReader(c, 64<<10))
+}
+
+// ---- worker ----
+
+// ticketRotation is how long one session ticket key encrypts tickets;
+// a ticket is accepted for up to two periods.
+const ticketRotation = time.Hour
+
+// workerTLS is a worker's TLS side: its identity's certificates, by name.
+type workerTLS struct {
+	cfg      *tls.Config
+	exact    map[string]*certEntry
+	wild     map[string]*certEntry // by the suffix after "*."
+	defaults map[string]*certEntry // by listener
+	first    *certEntry
+	secret   []byte
+}
+
+type certEntry struct {
+	vhost string
+	cert  *tls.Certificate
+}
+
+// newWorkerTLS loads the certificates and keys of the plan's vhosts, as
+// this worker's identity. A vhost whose files cannot be loaded is logged
+// and left out (its handshakes fail), the other sites keep working.
+// It returns nil when no vhost has a certificate.
+func newWorkerTLS(plan *workerPlan, log *slog.Logger) *workerTLS {
+	t := &workerTLS{exact: map[string]*certEntry{}, wild: map[string]*certEntry{}, defaults: map[string]*certEntry{}, secret: plan.TicketSecret}
+	for i := range plan.VHosts {
+		v := &plan.VHosts[i].VHost
+		if v.TLSCertificate == "" {
+			continue
+		}
+		cert, err := tls.LoadX509KeyPair(v.TLSCertificate, v.TLSKey)
+		if err != nil {
+			log.Error("vhost certificate not loaded; its TLS handshakes will fail", "vhost", v.ServerName, "err", err)
+			continue
+		}
+		e := &certEntry{vhost: v.ServerName, cert: &cert}
+		for _, n := range append([]string{v.ServerName}, v.Aliases...) {
+			n = strings.ToLower(strings.TrimSuffix(n, "."))
+			if suffix, ok := strings.CutPrefix(n, "*."); ok {
+				t.wild[suffix] = e
+			} else if h, err := vhostroute.NormalizeHost(n); err == nil {
+				t.exact[h] = e
+			}
+		}
+		if v.Default {
+			for _, l := range v.Listen {
+				t.defaults[l] = e
+			}
+		}
+		if t.first == nil {
+			t.first = e
+		}
+	}
+	if t.first == nil {
+		return nil
+	}
+	t.cfg = &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"h2", "http/1.1"},
+		GetCertificate: func(hi *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return t.lookup(hi.ServerName, listenerOf(hi.Conn)).cert, nil
+		},
+	}
+	if len(t.secret) == 0 {
+		t.cfg.SessionTicketsDisabled = true
+	} else {
+		t.setTicketKeys(time.Now())
+	}
+	return t
+}
+
+// lookup finds the certificate for a ClientHello's server name on a
+// listener the way the multiplexer routed it: the name, else the
+// listener's default vhost.
+func (t *workerTLS) lookup(sni, listener string) *certEntry {
+	if sni != "" {
+		sni = strings.ToLower(sni)
+		if e := t.exact[sni]; e != nil {
+			return e
+		}
+		if _, suffix, ok := strings.Cut(sni, "."); ok {
+			if e := t.wild[suffix]; e != nil {
+				return e
+			}
+		}
+	}
+	if e := t.defaults[listener]; e != nil {
+		return e
+	}
+	return t.first
+}
+
+// ticketKey derives the session ticket key of an epoch from the pool's
+// secret: every worker of the pool computes the same keys without
+// talking to the others, and no other pool knows the secret.
+func ticketKey(secret []byte, epoch int64) [32]byte {
+	mac := hmac.New(sha256.New, secret)
+	fmt.Fprintf(mac, "mpmd session ticket key, epoch %d", epoch)
+	var k [32]byte
+	copy(k[:], mac.Sum(nil))
+	return k
+}
+
+// setTicketKeys installs the current epoch's key (it encrypts new
+// tickets) and the previous and next ones (tickets from a worker whose
+// clock is just across the boundary).
+func (t *workerTLS) setTicketKeys(now time.Time) {
+	e := now.Unix() / int64(ticketRotation/time.Second)
+	t.cfg.SetSessionTicketKeys([][32]byte{ticketKey(t.secret, e), ticketKey(t.secret, e-1), ticketKey(t.secret, e+1)})
+}
+
+// rotate renews the ticket keys at each epoch boundary until ctx ends.
+func (t *workerTLS) rotate(ctx context.Context) {
+	if len(t.secret) == 0 {
+		return
+	}
+	for {
+		now := time.Now()
+		next := now.Truncate(ticketRotation).Add(ticketRotation)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(next.Sub(now) + 10*time.Millisecond):
+			t.setTicketKeys(time.Now())
+		}
+	}
+}
+
+func listenerOf(c net.Conn) string {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if fc, ok := c.(*fdpass.Conn); ok {
+		return fc.Info().Listener
+	}
+	return ""
+}
+
+// tlsListener terminates TLS on the connections a multiplexer marked as
+// TLS, and passes the others through.
+type tlsListener struct {
+	net.Listener
+	t   *workerTLS
+	log *slog.Logger
+}
+
+func (l *tlsListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		fc, ok := c.(*fdpass.Conn)
+		if !ok || !fc.Info().TLS {
+			return c, nil
+		}
+		if l.t == nil {
+			l.log.Error("TLS connection for an identity without certificates", "listener", fc.Info().Listener)
+			c.Close()
+			continue
+		}
+		return tls.Server(c, l.t.cfg), nil
+	}
+}
+
+type connKey struct{}
+
+// tlsConnContext keeps the connection in its requests' context: the
+// handler needs the listener it came through.
+func tlsConnContext(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, c)
+}
+
+type tlsInfoKey struct{}
+
+// tlsRequest is what the handler learned about a TLS request.
+type tlsRequest struct {
+	cert *certEntry // the certificate the connection was given
+}
+
+// admitTLS decides whether a request that came over TLS may be served
+// here (known says host is one of this identity's). A host of another
+// identity cannot be handed back (the TLS state lives in this process),
+// and a host the connection's certificate does not cover was not
+// authenticated to the client: both get 421 Misdirected Request, which
+// makes clients retry on a new connection (RFC 9110 §15.5.20, RFC 9113
+// §9.1.2). It returns the request to serve, or nil once it answered.
+func (h *workerHandler) admitTLS(rw http.ResponseWriter, r *http.Request, host string, known bool) *http.Request {
+	if !known || h.tls == nil {
+		http.Error(rw, "misdirected request: this connection does not serve "+host, http.StatusMisdirectedRequest)
+		return nil
+	}
+	var listener string
+	if c, ok := r.Context().Value(connKey{}).(net.Conn); ok {
+		listener = listenerOf(c)
+	}
+	e := h.tls.lookup(r.TLS.ServerName, listener)
+	if leaf := e.cert.Leaf; leaf == nil || leaf.VerifyHostname(host) != nil {
+		http.Error(rw, "misdirected request: the certificate of this connection does not cover "+host, http.StatusMisdirectedRequest)
+		return nil
+	}
+	return r.WithContext(context.WithValue(r.Context(), tlsInfoKey{}, &tlsRequest{cert: e}))
+}
+
+var tlsVersions = map[uint16]string{
+	tls.VersionTLS10: "TLSv1", tls.VersionTLS11: "TLSv1.1",
+	tls.VersionTLS12: "TLSv1.2", tls.VersionTLS13: "TLSv1.3",
+}
+
+// tlsCGIEnv is the CGI environment of a request that came over TLS, with
+// the names Apache's mod_ssl uses (PHP applications look for them).
+// SSL_CIPHER is the IANA name (mod_ssl gives OpenSSL's).
+func tlsCGIEnv(r *http.Request) []string {
+	if r.TLS == nil {
+		return nil
+	}
+	st := r.TLS
+	env := []string{
+		"HTTPS=on",
+		"REQUEST_SCHEME=https",
+		"SSL_PROTOCOL=" + tlsVersions[st.Version],
+		"SSL_CIPHER=" + tls.CipherSuiteName(st.CipherSuite),
+		"SSL_SESSION_RESUMED=" + map[bool]string{true: "Resumed", false: "Initial"}[st.DidResume],
+		// net/http/cgi always says HTTP/1.1; HTTP/2 comes only over TLS.
+		"SERVER_PROTOCOL=" + r.Proto,
+	}
+	if st.ServerName != "" {
+		env = append(env, "SSL_TLS_SNI="+st.ServerName)
+	}
+	if ti, ok := r.Context().Value(tlsInfoKey{}).(*tlsRequest); ok && ti.cert.cert.Leaf != nil {
+		leaf := ti.cert.cert.Leaf
+		env = append(env,
+			"SSL_SERVER_S_DN="+leaf.Subject.String(),
+			"SSL_SERVER_S_DN_CN="+leaf.Subject.CommonName,
+			"SSL_SERVER_I_DN="+leaf.Issuer.String(),
+			"SSL_SERVER_M_SERIAL="+strings.ToUpper(leaf.SerialNumber.Text(16)),
+			"SSL_SERVER_V_END="+leaf.NotAfter.UTC().Format("Jan _2 15:04:05 2006 GMT"),
+		)
+	}
+	// Without a port in Host, net/http/cgi assumes 443: give the real one.
+	if _, _, err := net.SplitHostPort(r.Host); err != nil {
+		if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+			if _, p, err := net.SplitHostPort(a.String()); err == nil {
+				env = append(env, "SERVER_PORT="+p)
+			}
+		}
+	}
+	return env
+}
+
+// ---- master ----
+
+// ticketSecret returns the session ticket secret of an identity, the same
+// across reloads (tickets stay valid) and never shared with another
+// identity (the key includes uid and gid, not only the name).
+func (m *master) ticketSecret(cfg *Config, name string) ([]byte, error) {
+	id := cfg.Identities[name].resolved
+	key := fmt.Sprintf("%s/%d/%d", name, id.UID, id.GID)
+	m.ticketMu.Lock()
+	defer m.ticketMu.Unlock()
+	if s, ok := m.tickets[key]; ok {
+		return s, nil
+	}
+	s := make([]byte, 32)
+	if _, err := rand.Read(s); err != nil {
+		return nil, err
+	}
+	if m.tickets == nil {
+		m.tickets = map[string][]byte{}
+	}
+	m.tickets[key] = s
+	return s, nil
+}
+
+// ---- key check, as each identity ----
+
+const roleTLSCheck = "tlscheck"
+
+type tlsCheckVHost struct {
+	ServerName string
+	Names      []string
+	Cert, Key  string
+}
+
+// checkKeys checks every vhost's certificate and key in a short-lived
+// child per identity that runs as that identity: whether it can read its
+// key, whether the certificate matches the key and the vhost's names,
+// and whether it is valid now. It returns one message per problem.
+func checkKeys(cfg *Config, exe string, root bool) ([]string, error) {
+	byID := map[string][]tlsCheckVHost{}
+	var ids []string
+	for _, v := range cfg.VHosts {
+		if v.TLSCertificate == "" {
+			continue
+		}
+		if _, ok := byID[v.Identity]; !ok {
+			ids = append(ids, v.Identity)
+		}
+		byID[v.Identity] = append(byID[v.Identity], tlsCheckVHost{ServerName: v.ServerName, Names: append([]string{v.ServerName}, v.Aliases...), Cert: v.TLSCertificate, Key: v.TLSKey})
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return nil, err
+		}
+	}
+	slices.Sort(ids)
+	var problems []string
+	for _, name := range ids {
+		spec := prefork.Spec{Role: roleTLSCheck, Path: exe, Env: childEnv()}
+		if root {
+			r := cfg.Identities[name].resolved
+			spec.Identity = &r
+		}
+		out, err := runTLSCheckChild(spec, byID[name])
+		if err != nil {
+			return nil, fmt.Errorf("check the keys of identity %s: %w", name, err)
+		}
+		for _, p := range out {
+			problems = append(problems, "identity "+name+": "+p)
+		}
+	}
+	return problems, nil
+}
+
+func runTLSCheckChild(spec prefork.Spec, vhosts []tlsCheckVHost) ([]string, error) {
+	plan, err := planFile("tlscheck", vhosts)
+	if err != nil {
+		return nil, err
+	}
+	defer plan.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	spec.Files = []prefork.File{{Name: "plan", File: plan}, {Name: "out", File: w}}
+	var g prefork.Group
+	c, err := g.Start(spec)
+	w.Close()
+	if err != nil {
+		return nil, err
+	}
+	b, rerr := io.ReadAll(io.LimitReader(r, 1<<20))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	exit := c.Stop(ctx)
+	if rerr != nil {
+		return nil, rerr
+	}
+	var problems []string
+	if err := json.Unmarshal(b, &problems); err != nil {
+		return nil, fmt.Errorf("key check child (%s) gave no answer", exit)
+	}
+	return problems, nil
+}
+
+// runTLSCheck is the key check child: it runs as the identity and writes
+// a JSON list of problems to the inherited file "out".
+func runTLSCheck(ctx context.Context, env *prefork.Env) error {
+	planF, err := env.File("plan")
+	if err != nil {
+		return err
+	}
+	out, err := env.File("out")
+	if err != nil {
+		return err
+	}
+	var vhosts []tlsCheckVHost
+	if err := readPlan(planF, &vhosts); err != nil {
+		return err
+	}
+	problems := []string{}
+	for _, v := range vhosts {
+		problems = append(problems, checkCertKey(v, time.Now())...)
+	}
+	b, _ := json.Marshal(problems)
+	_, err = out.Write(b)
+	return err
+}
+
+func checkCertKey(v tlsCheckVHost, now time.Time) []string {
+	var out []string
+	bad := func(format string, args ...any) {
+		out = append(out, "vhost "+v.ServerName+": "+fmt.Sprintf(format, args...))
+	}
+	certPEM, err := os.ReadFile(v.Cert)
+	if err != nil {
+		bad("cannot read tls_certificate: %v", err)
+		return out
+	}
+	keyPEM, err := os.ReadFile(v.Key)
+	if err != nil {
+		bad("this identity cannot read tls_key: %v", err)
+		return out
+	}
+	if fi, err := os.Stat(v.Key); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		bad("tls_key %s is mode %#o: only its owner should read it (0400 or 0600)", v.Key, fi.Mode().Perm())
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		bad("certificate %s and key %s do not go together: %v", v.Cert, v.Key, err)
+		return out
+	}
+	leaf := cert.Leaf
+	if leaf == nil {
+		if leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
+			bad("certificate %s: %v", v.Cert, err)
+			return out
+		}
+	}
+	switch {
+	case now.After(leaf.NotAfter):
+		bad("certificate %s expired on %s", v.Cert, leaf.NotAfter.UTC().Format(time.RFC3339))
+	case now.Before(leaf.NotBefore):
+		bad("certificate %s is not valid before %s", v.Cert, leaf.NotBefore.UTC().Format(time.RFC3339))
+	}
+	for _, n := range v.Names {
+		probe := n
+		if suffix, ok := strings.CutPrefix(n, "*."); ok {
+			probe = "mpmd-check." + suffix // the name must be covered by a wildcard too
+		}
+		if err := leaf.VerifyHostname(probe); err != nil {
+			bad("certificate %s does not cover the name %s", v.Cert, n)
+		}
+	}
+	return out
+}
+
+// preflightTLS refuses a configuration whose keys its identities cannot
+// use, before any of its children start.
+func (m *master) preflightTLS(cfg *Config) error {
+	problems, err := checkKeys(cfg, m.exe, m.root)
+	if err != nil {
+		return err
+	}
+	if len(problems) > 0 {
+		return errors.New("TLS: " + strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// selfSigned makes a self-signed ECDSA P-256 certificate for names, valid
+// from an hour ago until notAfter, and its key, both in PEM.
+func selfSigned(names []string, notAfter time.Time) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: names[0]},
+		DNSNames:              names,
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              notAfter,
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	kb, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), nil
+}
