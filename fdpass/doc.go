@@ -81,8 +81,12 @@
 // does, and closing the Socket (or the Listener) wakes it.
 //
 // The kernel queue of a SOCK_SEQPACKET socket pair is small, bounded by
-// the sender's SO_SNDBUF (about 13 messages of 8 KiB at the default
-// size, about 34 at the size this package sets). When it is full, a send
+// the sender's SO_SNDBUF: about 13 messages of 8 KiB at the default
+// size. This package asks for four times the largest message; the kernel
+// doubles what it grants and caps it at twice net.core.wmem_max, so the
+// queue holds about 26 such messages with the default wmem_max (by the
+// same arithmetic) and 34 (measured) when wmem_max allows the full
+// request. When it is full, a send
 // waits until a receiver takes a message or the context ends; then it
 // returns an error wrapping [ErrQueueFull] and the context's error
 // (context.DeadlineExceeded or context.Canceled). A blocked send tries
