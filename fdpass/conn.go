@@ -212,7 +212,7 @@ func (c *Conn) CloseWrite() error {
 	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()
 	}
-	return &net.OpError{Op: "close", Net: c.nc.LocalAddr().Network(), Source: c.nc.LocalAddr(), Addr: c.nc.RemoteAddr(), Err: syscall.ENOTSUP}
+	return fmt.Errorf("fdpass: CloseWrite on a %T: %w", c.nc, syscall.ENOTSUP)
 }
 
 // LocalAddr returns the socket's own local address (getsockname, taken

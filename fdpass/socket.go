@@ -406,8 +406,10 @@ func (s *Socket) recv(ctx context.Context) (kind byte, body []byte, files []*os.
 		}
 	}
 	closeFiles(files)
-	if errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil {
-		err = fmt.Errorf("%w (%v)", ctx.Err(), err)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// Only ctx sets read deadlines; its own timer may not have
+		// fired yet when the poller's did.
+		err = fmt.Errorf("%w (%v)", ctxErr(ctx), err)
 	}
 	return 0, nil, nil, fmt.Errorf("fdpass: recv on %s: %w", s.desc, err)
 }
