@@ -35,6 +35,15 @@ type ConnInfo struct {
 	// that the sender read, if any. When set, the received Conn's
 	// RemoteAddr returns it.
 	ProxyClient netip.AddrPort
+
+	// Queued is how long the connection waited between the sender's
+	// SendConn and its receipt, measured by the receiver from the time
+	// the sender stamped on it (CLOCK_MONOTONIC, which all processes on
+	// a host share). It includes time blocked on a full queue. A receiver
+	// uses it to refuse work that waited too long for it, such as a
+	// worker answering 503 past a pool's queue timeout. Senders leave it
+	// zero; it is not sent.
+	Queued time.Duration
 }
 
 // Unwrapper is implemented by a net.Conn that wraps another, such as a

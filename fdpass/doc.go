@@ -119,7 +119,7 @@
 //
 //	offset size field
 //	0      4    magic "mpmf"
-//	4      1    version: 1
+//	4      1    version: 2
 //	5      1    kind: 1 = data, 2 = connection
 //	6      1    number of descriptors sent with the message (SCM_RIGHTS)
 //	7      1    reserved, 0
@@ -132,6 +132,8 @@
 //
 //	size  field
 //	1     flags: bit 0 = TLS; other bits 0
+//	8     send time: the sender's CLOCK_MONOTONIC in nanoseconds, from
+//	      which the receiver computes ConnInfo.Queued
 //	2+n   listener name (length, then bytes; n <= 512)
 //	1+n   local address network, as net.Addr.Network ("tcp", "unix")
 //	2+n   local address, as net.Addr.String (n <= 512)

@@ -310,7 +310,8 @@ func TestRecvRefuses(t *testing.T) {
 		text  string
 	}{
 		{name: "bad magic", msg: bad(data, 0, 'X'), files: fds(2), want: ErrMalformed, text: "bad magic"},
-		{name: "version 2", msg: bad(data, 4, 2), files: fds(2), want: ErrVersion, text: "version 2"},
+		{name: "version 1", msg: bad(data, 4, 1), files: fds(2), want: ErrVersion, text: "version 1"},
+		{name: "version 3", msg: bad(data, 4, 3), files: fds(2), want: ErrVersion, text: "version 3"},
 		{name: "unknown kind", msg: bad(data, 5, 9), files: fds(2), want: ErrMalformed, text: "kind 9"},
 		{name: "reserved byte", msg: bad(data, 7, 1), files: fds(2), want: ErrMalformed, text: "reserved"},
 		{name: "short header", msg: data[:7], files: fds(1), want: ErrMalformed, text: "shorter than"},
@@ -326,7 +327,8 @@ func TestRecvRefuses(t *testing.T) {
 		{name: "data where connection expected", msg: data, files: fds(2), conn: true, want: ErrMalformed, text: "data message where a connection"},
 		{name: "connection with two descriptors", msg: frame(kindConn, 2, goodConnBody()), files: fds(2), conn: true, want: ErrMalformed, text: "not 1"},
 		{name: "connection with a pipe", msg: frame(kindConn, 1, goodConnBody()), files: fds(1), conn: true, want: ErrMalformed, text: "not a socket"},
-		{name: "connection body cut short", msg: frame(kindConn, 1, goodConnBody()[:6]), files: fds(1), conn: true, want: ErrMalformed, text: "ends inside the local network"},
+		{name: "connection body cut short", msg: frame(kindConn, 1, goodConnBody()[:14]), files: fds(1), conn: true, want: ErrMalformed, text: "ends inside the local network"},
+		{name: "connection body cut in the send time", msg: frame(kindConn, 1, goodConnBody()[:5]), files: fds(1), conn: true, want: ErrMalformed, text: "ends inside the send time"},
 		{name: "connection unknown flag", msg: frame(kindConn, 1, bad(goodConnBody(), 0, 0x80)), files: fds(1), conn: true, want: ErrMalformed, text: "unknown bits"},
 	}
 	for _, tt := range tests {

@@ -130,6 +130,10 @@ func TestSendConnTCP(t *testing.T) {
 		t.Errorf("LocalAddr = %s, want %s", got, want)
 	}
 	info := rc.Info()
+	if info.Queued <= 0 || info.Queued > time.Minute {
+		t.Errorf("Queued = %v, want the short time the pass took", info.Queued)
+	}
+	info.Queued = 0
 	want := ConnInfo{
 		Listener:   "https",
 		TLS:        true,

@@ -4,8 +4,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"net"
 	"net/netip"
+	"time"
 )
 
 // The wire format is described in doc.go; keep the two in step.
@@ -13,7 +15,7 @@ import (
 const (
 	// Version is the wire format version this package writes and the only
 	// one it reads.
-	Version = 1
+	Version = 2
 
 	// MaxPayload is the largest payload of a data message, and the most
 	// already-read bytes a connection message carries: enough for a full
@@ -154,6 +156,7 @@ type connMeta struct {
 	remoteNet   string
 	remoteAddr  string
 	proxyClient string // "" or a netip.AddrPort
+	sent        int64  // the sender's CLOCK_MONOTONIC, in nanoseconds
 }
 
 const flagTLS = 1 << 0
@@ -169,7 +172,7 @@ func appendStr16(b []byte, s string) []byte {
 }
 
 func (m *connMeta) size() int {
-	return 1 + 2 + len(m.listener) + 1 + len(m.localNet) + 2 + len(m.localAddr) +
+	return 1 + 8 + 2 + len(m.listener) + 1 + len(m.localNet) + 2 + len(m.localAddr) +
 		1 + len(m.remoteNet) + 2 + len(m.remoteAddr) + 2 + len(m.proxyClient)
 }
 
@@ -206,6 +209,7 @@ func appendConnBody(b []byte, m *connMeta, read []byte) []byte {
 		flags |= flagTLS
 	}
 	b = append(b, flags)
+	b = binary.BigEndian.AppendUint64(b, uint64(m.sent))
 	b = appendStr16(b, m.listener)
 	b = appendStr8(b, m.localNet)
 	b = appendStr16(b, m.localAddr)
@@ -222,6 +226,7 @@ func decodeConnBody(body []byte) (connMeta, []byte, error) {
 	d := decoder{b: body}
 	flags := d.u8("flags")
 	m.tls = flags&flagTLS != 0
+	m.sent = int64(d.u64("send time"))
 	m.listener = d.str16("listener name")
 	m.localNet = d.str8("local network")
 	m.localAddr = d.str16("local address")
@@ -270,6 +275,13 @@ func (d *decoder) u8(what string) byte {
 	return 0
 }
 
+func (d *decoder) u64(what string) uint64 {
+	if v := d.take(8, what); v != nil {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
+}
+
 func (d *decoder) str8(what string) string {
 	n := d.take(1, what+" length")
 	if n == nil {
@@ -295,7 +307,7 @@ func metaFromInfo(info ConnInfo, local, remote net.Addr) connMeta {
 	if info.RemoteAddr != nil {
 		remote = info.RemoteAddr
 	}
-	m := connMeta{tls: info.TLS, listener: info.Listener}
+	m := connMeta{tls: info.TLS, listener: info.Listener, sent: monotonicNow()}
 	if local != nil {
 		m.localNet, m.localAddr = local.Network(), local.String()
 	}
@@ -314,6 +326,7 @@ func (m *connMeta) info() ConnInfo {
 	ci := ConnInfo{
 		Listener:   m.listener,
 		TLS:        m.tls,
+		Queued:     queuedSince(m.sent),
 		LocalAddr:  parseAddr(m.localNet, m.localAddr),
 		RemoteAddr: parseAddr(m.remoteNet, m.remoteAddr),
 	}
@@ -352,3 +365,22 @@ func (a *Addr) Network() string { return a.Net }
 
 // String returns a.Addr.
 func (a *Addr) String() string { return a.Addr }
+
+// monotonicNow reads CLOCK_MONOTONIC, which every process on the host
+// shares and which wall-clock changes do not move.
+func monotonicNow() int64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0
+	}
+	return ts.Nano()
+}
+
+// queuedSince is how long ago, on CLOCK_MONOTONIC, the sender stamped a
+// message; 0 for a message without a stamp.
+func queuedSince(sent int64) time.Duration {
+	if sent <= 0 {
+		return 0
+	}
+	return time.Duration(max(0, monotonicNow()-sent))
+}

@@ -7,19 +7,22 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // TestWireLayout pins the bytes of a message, as doc.go describes them:
 // a change here is a change of the wire format and needs a new version.
 func TestWireLayout(t *testing.T) {
-	m := connMeta{tls: true, listener: "web", localNet: "tcp", localAddr: "127.0.0.1:80", remoteNet: "tcp", remoteAddr: "127.0.0.1:5000", proxyClient: "192.0.2.1:7"}
+	m := connMeta{tls: true, sent: 0x0102030405060708, listener: "web", localNet: "tcp", localAddr: "127.0.0.1:80", remoteNet: "tcp", remoteAddr: "127.0.0.1:5000", proxyClient: "192.0.2.1:7"}
 	body := appendConnBody(nil, &m, []byte("GET"))
 	got := appendHeader(nil, header{kind: kindConn, nfds: 1, bodyLen: uint32(len(body))})
 	got = append(got, body...)
-	want := []byte("mpmf\x01\x02\x01\x00\x00\x00\x00\x3c" + // header: data length 60
+	want := []byte("mpmf\x02\x02\x01\x00\x00\x00\x00\x44" + // header: data length 68
 		"\x01" + // flags: TLS
+		"\x01\x02\x03\x04\x05\x06\x07\x08" + // send time
 		"\x00\x03web" +
 		"\x03tcp" + "\x00\x0c127.0.0.1:80" +
 		"\x03tcp" + "\x00\x0e127.0.0.1:5000" +
@@ -59,7 +62,11 @@ func TestConnMetaRoundTrip(t *testing.T) {
 		if string(read) != "read" {
 			t.Errorf("read bytes %q", read)
 		}
-		if diff := cmp.Diff(info, got.info(), addrCmp, apCmp); diff != "" {
+		gi := got.info()
+		if gi.Queued < 0 || gi.Queued > time.Minute {
+			t.Errorf("Queued = %v for a message encoded just now", gi.Queued)
+		}
+		if diff := cmp.Diff(info, gi, addrCmp, apCmp, cmpopts.IgnoreFields(ConnInfo{}, "Queued")); diff != "" {
 			t.Errorf("round trip mismatch (-sent +received):\n%s", diff)
 		}
 	}
