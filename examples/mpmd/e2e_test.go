@@ -59,12 +59,23 @@ func requirePHP(t testing.TB) {
 
 func freePort(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return freePorts(t, 1)[0]
+}
+
+// freePorts returns n distinct free loopback addresses: all are held
+// until all are chosen, so that no two are the same port.
+func freePorts(t testing.TB, n int) []string {
+	t.Helper()
+	var out []string
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		out = append(out, l.Addr().String())
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return out
 }
 
 // syncBuf collects the daemon's output for failure messages.
@@ -449,7 +460,8 @@ func TestDemo(t *testing.T) {
 func TestStatusAndReload(t *testing.T) {
 	testenv.RequireRoot(t)
 	requirePHP(t)
-	addr, admin := freePort(t), freePort(t)
+	ports := freePorts(t, 2)
+	addr, admin := ports[0], ports[1]
 	sites := []testSite{
 		{name: "alice", uid: testenv.FreeID(t, 2211), pages: map[string]string{"index.php": uidPage}},
 		{name: "bob", uid: testenv.FreeID(t, 2212), pages: map[string]string{"index.php": uidPage}},
@@ -546,4 +558,55 @@ func TestStatusAndReload(t *testing.T) {
 	if code, _ := d.get("bob.test", "/"); code != http.StatusMisdirectedRequest {
 		t.Errorf("bob.test after it was removed: %d, want 421", code)
 	}
+}
+
+// TestQueueTimeout: with alice's only worker busy, a connection that
+// waits past alice's queue timeout is answered 503 instead of being
+// served late, while bob keeps answering.
+func TestQueueTimeout(t *testing.T) {
+	testenv.RequireRoot(t)
+	requirePHP(t)
+	addr := freePort(t)
+	sites := []testSite{
+		{name: "alice", uid: testenv.FreeID(t, 2231), idExtra: "[identity.alice.pool]\nmax = 1\nqueue_timeout = \"500ms\"\n",
+			pages: map[string]string{"index.php": uidPage, "slow.php": `<?php sleep(2); echo "slow done";`}},
+		{name: "bob", uid: testenv.FreeID(t, 2232), pages: map[string]string{"index.php": uidPage}},
+	}
+	testenv.FreeID(t, 2233)
+	path := writeSites(t, addr, "multiplexer_user = \"2233\"\nmultiplexer_group = \"2233\"\n", sites)
+	d := startDaemon(t, addr, "-config", path)
+	d.get("alice.test", "/")
+	slow := make(chan int, 1)
+	go func() {
+		code, _ := newClientGet(t, addr, "alice.test", "/slow.php")
+		slow <- code
+	}()
+	time.Sleep(300 * time.Millisecond)
+	t0 := time.Now()
+	code, _ := newClientGet(t, addr, "alice.test", "/")
+	waited := time.Since(t0)
+	if code != 503 {
+		t.Errorf("alice's queued request: %d after %v, want 503", code, waited)
+	}
+	if c, body := d.get("bob.test", "/"); c != 200 || !strings.Contains(body, "uid=2232") {
+		t.Errorf("bob while alice is saturated: %d %q", c, body)
+	}
+	if c := <-slow; c != 200 {
+		t.Errorf("alice's slow request: %d", c)
+	}
+}
+
+// newClientGet makes a request on a connection of its own.
+func newClientGet(t *testing.T, addr, host, path string) (int, string) {
+	req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+	req.Host = host
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Errorf("GET %s%s: %v", host, path, err)
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

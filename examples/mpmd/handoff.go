@@ -35,11 +35,14 @@ type muxVHost struct {
 
 // workerPlan is a worker's view: its identity's vhosts.
 type workerPlan struct {
-	VHosts          []workerVHost
-	PHPCGI          string
-	HeaderTimeout   time.Duration
-	KeepAlive       time.Duration
-	MaxHeaderBytes  int
+	VHosts         []workerVHost
+	PHPCGI         string
+	HeaderTimeout  time.Duration
+	KeepAlive      time.Duration
+	MaxHeaderBytes int
+	// HandbackTimeout is the pool's queue timeout: how long a connection
+	// may wait for a worker (older ones get 503) and how long a worker
+	// waits to hand a connection back to a multiplexer.
 	HandbackTimeout time.Duration
 	TicketSecret    []byte // the pool's session ticket secret, when it serves TLS
 }

@@ -65,7 +65,8 @@ var envPage = `<?php foreach (["HTTPS","REQUEST_SCHEME","SERVER_PORT","SSL_PROTO
 func startTLSSites(t testing.TB, base int, server string) *tlsSetup {
 	testenv.RequireRoot(t)
 	requirePHP(t)
-	addr, tlsAddr := freePort(t), freePort(t)
+	ports := freePorts(t, 2)
+	addr, tlsAddr := ports[0], ports[1]
 	s := &tlsSetup{tlsAddr: tlsAddr, tlsDir: testenv.PublicDir(t, 0o755), certs: map[string][]byte{}, keys: map[string]string{}, certPath: map[string]string{}}
 	alice, bob, muxID := testenv.FreeID(t, base), testenv.FreeID(t, base+1), testenv.FreeID(t, base+2)
 	s.sites = []testSite{

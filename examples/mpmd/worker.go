@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/gompm/mpm/fdpass"
 	"github.com/gompm/mpm/pool"
@@ -67,8 +70,20 @@ func runWorker(ctx context.Context, env *prefork.Env) error {
 	}
 	h.sock = sock
 	h.tls = newWorkerTLS(&plan, log)
-	ln := &oneAtATime{Listener: &tlsListener{Listener: fdpass.NewListener(sock), t: h.tls, log: log}, w: w, free: make(chan struct{}, 1), closed: make(chan struct{})}
+	fresh := &freshOnly{Listener: fdpass.NewListener(sock), max: plan.HandbackTimeout, log: log}
+	ln := &oneAtATime{Listener: &tlsListener{Listener: fresh, t: h.tls, log: log}, w: w, free: make(chan struct{}, 1), closed: make(chan struct{})}
 	ln.free <- struct{}{}
+	// The raw descriptor, taken without File.Fd: that would switch the
+	// socket, shared with every worker of the pool, to blocking mode.
+	var dispatchFD int
+	if rc, err := w.Dispatch.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) { dispatchFD = int(fd) })
+	}
+	ln.queued = func() bool {
+		fds := []unix.PollFd{{Fd: int32(dispatchFD), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, 0)
+		return err == nil && n > 0 && fds[0].Revents&unix.POLLIN != 0
+	}
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: plan.HeaderTimeout,
@@ -115,6 +130,11 @@ type oneAtATime struct {
 	free   chan struct{}
 	closed chan struct{}
 	once   sync.Once
+	// queued reports whether a connection waits in the dispatch queue.
+	queued func() bool
+
+	mu   sync.Mutex
+	idle chan struct{} // closed when the current connection stops being idle
 }
 
 func (l *oneAtATime) Accept() (net.Conn, error) {
@@ -134,15 +154,82 @@ func (l *oneAtATime) Accept() (net.Conn, error) {
 	return c, nil
 }
 
+// freshOnly refuses connections that waited in the dispatch queue longer
+// than the pool's queue timeout: their client was promised an answer
+// within it, and the next connection in the queue deserves the worker
+// more. A plain HTTP client gets a 503; a TLS client, which cannot be
+// answered before its handshake, gets the connection closed.
+type freshOnly struct {
+	net.Listener
+	max time.Duration
+	log *slog.Logger
+}
+
+func (l *freshOnly) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		fc, ok := c.(*fdpass.Conn)
+		if !ok || l.max <= 0 || fc.Info().Queued <= l.max {
+			return c, nil
+		}
+		l.log.Warn("connection waited too long for a worker", "queued", fc.Info().Queued.Round(time.Millisecond), "queue_timeout", l.max)
+		if !fc.Info().TLS {
+			c.SetWriteDeadline(time.Now().Add(time.Second))
+			io.WriteString(c, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 39\r\nRetry-After: 1\r\nConnection: close\r\n\r\nthe site is busy; try again in a while\n")
+		}
+		c.Close()
+	}
+}
+
 func (l *oneAtATime) Close() error {
 	l.once.Do(func() { close(l.closed) })
 	return l.Listener.Close()
 }
 
 func (l *oneAtATime) connState(c net.Conn, st http.ConnState) {
+	l.mu.Lock()
+	if l.idle != nil {
+		close(l.idle) // the connection left the idle state
+		l.idle = nil
+	}
+	if st == http.StateIdle && l.queued != nil {
+		l.idle = make(chan struct{})
+		go l.yieldWhenWanted(c, l.idle)
+	}
+	l.mu.Unlock()
 	switch st {
 	case http.StateClosed, http.StateHijacked:
 		l.free <- struct{}{}
+	}
+}
+
+// yieldWhenWanted closes c, a kept-alive connection with no request in
+// progress, when another connection waits in the dispatch queue: an idle
+// client must not hold the worker a waiting one needs (a pool at its max
+// would otherwise stall until the keep-alive timeout). HTTP lets a server
+// close an idle connection; the client opens a new one. A message that
+// stays in the queue across two looks, 10ms apart, is one that no idle
+// worker is about to take.
+func (l *oneAtATime) yieldWhenWanted(c net.Conn, done <-chan struct{}) {
+	seen := false
+	for {
+		select {
+		case <-done:
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+		if !l.queued() {
+			seen = false
+			continue
+		}
+		if seen {
+			c.Close()
+			return
+		}
+		seen = true
 	}
 }
 
