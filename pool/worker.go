@@ -99,3 +99,22 @@ func (w *Worker) BusyOn(host string) int {
 	}
 	return n
 }
+
+// PoolFull reports whether every slot of the pool's scoreboard holds a
+// worker: the pool is at its Max, so a connection waiting in the queue
+// will get a worker only when one of them lets its connection go.
+func (w *Worker) PoolFull() bool {
+	for i := range w.board.n {
+		if w.board.read(i).State == Empty {
+			return false
+		}
+	}
+	return true
+}
+
+// LastRequest reports whether the request about to be served is the one
+// after which Done will say to recycle: a worker tells its client so
+// (Connection: close) instead of dropping a kept-alive connection later.
+func (w *Worker) LastRequest() bool {
+	return w.maxRequests > 0 && w.requests+1 >= uint64(w.maxRequests)
+}

@@ -79,11 +79,14 @@ func runWorker(ctx context.Context, env *prefork.Env) error {
 	if rc, err := w.Dispatch.SyscallConn(); err == nil {
 		rc.Control(func(fd uintptr) { dispatchFD = int(fd) })
 	}
+	// Someone waits for a worker that only a kept-alive connection can
+	// give up: a connection is in the queue and the pool is at its max.
 	ln.queued = func() bool {
 		fds := []unix.PollFd{{Fd: int32(dispatchFD), Events: unix.POLLIN}}
 		n, err := unix.Poll(fds, 0)
-		return err == nil && n > 0 && fds[0].Revents&unix.POLLIN != 0
+		return err == nil && n > 0 && fds[0].Revents&unix.POLLIN != 0 && w.PoolFull()
 	}
+	h.queued = ln.queued
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: plan.HeaderTimeout,
@@ -207,29 +210,29 @@ func (l *oneAtATime) connState(c net.Conn, st http.ConnState) {
 }
 
 // yieldWhenWanted closes c, a kept-alive connection with no request in
-// progress, when another connection waits in the dispatch queue: an idle
-// client must not hold the worker a waiting one needs (a pool at its max
-// would otherwise stall until the keep-alive timeout). HTTP lets a server
-// close an idle connection; the client opens a new one. A message that
-// stays in the queue across two looks, 10ms apart, is one that no idle
-// worker is about to take.
+// progress, when another connection waits for a worker of this full pool:
+// an idle client must not hold the worker a waiting one needs (the pool
+// would stall until the keep-alive timeout). HTTP lets a server close an
+// idle connection; the client opens a new one. The wait must last 100ms,
+// so that a busy client between two requests (which ServeHTTP already
+// asks to close when others wait) is not cut off mid-turn.
 func (l *oneAtATime) yieldWhenWanted(c net.Conn, done <-chan struct{}) {
-	seen := false
+	const looks, every = 5, 20 * time.Millisecond
+	seen := 0
 	for {
 		select {
 		case <-done:
 			return
-		case <-time.After(10 * time.Millisecond):
+		case <-time.After(every):
 		}
 		if !l.queued() {
-			seen = false
+			seen = 0
 			continue
 		}
-		if seen {
+		if seen++; seen >= looks {
 			c.Close()
 			return
 		}
-		seen = true
 	}
 }
 
@@ -249,9 +252,20 @@ type workerHandler struct {
 	handbackTimeout time.Duration
 	once            sync.Once
 	tls             *workerTLS // nil when the identity has no certificate
+	// queued reports that a connection waits for a worker of this full
+	// pool; see oneAtATime.
+	queued func() bool
 }
 
 func (h *workerHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 && (h.w.LastRequest() || (h.queued != nil && h.queued())) {
+		// The worker recycles after this request, or others wait and
+		// the pool is full: this connection ends after this answer
+		// (said in the response, so no client sees a dropped
+		// connection), and the worker takes the next in line, as
+		// Apache's MaxKeepAliveRequests would, but only when needed.
+		rw.Header().Set("Connection", "close")
+	}
 	host, err := vhostroute.NormalizeHost(r.Host)
 	if err != nil {
 		http.Error(rw, "bad Host", http.StatusBadRequest)
