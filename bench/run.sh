@@ -39,6 +39,7 @@ is_cgi() { case $1 in mpmd-cgi|cgi-suexec|go-cgi) return 0 ;; esac; return 1; }
 MPMD_PIDS=()
 start_mpmd() { # mode port
     local mode=$1 p=$2 dir=$WORK/$1
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "port $p already in use" >&2; exit 1; fi
     install -d -m 0755 "$dir"
     cat >"$dir/mpmd.toml" <<TOML
 [server]
