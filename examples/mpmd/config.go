@@ -96,6 +96,8 @@ type VHost struct {
 	FollowSymlinks bool              `toml:"follow_symlinks"`
 	TLSCertificate string            `toml:"tls_certificate"`
 	TLSKey         string            `toml:"tls_key"`
+	PHPMode        string            `toml:"php_mode"`         // "cgi" (default) or "fastcgi"
+	PHPMaxRequests int               `toml:"php_max_requests"` // fastcgi: requests before a php-cgi child is replaced
 }
 
 // Duration is a time.Duration written as "30s" in the file.
@@ -324,6 +326,19 @@ func (c *Config) check() error {
 			if !v.PHP {
 				v.Index = v.Index[1:]
 			}
+		}
+		switch v.PHPMode {
+		case "":
+			v.PHPMode = phpModeCGI
+		case phpModeCGI, phpModeFastCGI:
+		default:
+			return c.errAt(where+".php_mode", "vhost %q: php_mode %q: use \"cgi\" or \"fastcgi\"", v.ServerName, v.PHPMode)
+		}
+		if v.PHPMaxRequests < 0 {
+			return c.errAt(where+".php_max_requests", "vhost %q: php_max_requests %d is negative", v.ServerName, v.PHPMaxRequests)
+		}
+		if v.PHPMaxRequests == 0 {
+			v.PHPMaxRequests = defaultPHPMaxRequests
 		}
 		for k, val := range v.PHPAdminValue {
 			if k == "" || strings.ContainsAny(k, "= \n") || strings.Contains(val, "\n") {

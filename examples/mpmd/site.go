@@ -25,7 +25,8 @@ type site struct {
 	phpCGI  string
 	phpArgs []string // -d key=value, from php_admin_value
 	index   []string
-	follow  bool // follow symbolic links out of the document root
+	follow  bool      // follow symbolic links out of the document root
+	fcgi    *phpChild // php_mode = "fastcgi": the persistent php-cgi; nil for CGI
 	log     *slog.Logger
 }
 
@@ -43,10 +44,18 @@ func newSite(v *VHost, phpCGI string, log *slog.Logger) (*site, error) {
 	for _, k := range keys {
 		s.phpArgs = append(s.phpArgs, "-d", k+"="+v.PHPAdminValue[k])
 	}
+	if v.PHP && v.PHPMode == phpModeFastCGI {
+		s.fcgi = newPHPChild(phpCGI, s.phpArgs, v.PHPMaxRequests, v.ServerName, log)
+	}
 	return s, nil
 }
 
-func (s *site) close() { s.docroot.Close() }
+func (s *site) close() {
+	s.docroot.Close()
+	if s.fcgi != nil {
+		s.fcgi.close()
+	}
+}
 
 // ServeHTTP serves a request for this site.
 func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -212,6 +221,10 @@ func (s *site) servePHP(w http.ResponseWriter, r *http.Request, script, pathInfo
 	env = append(env, tlsCGIEnv(r)...)
 	if pathInfo != "" {
 		env = append(env, "PATH_INFO="+pathInfo, "PATH_TRANSLATED="+filepath.Join(s.root, pathInfo))
+	}
+	if s.fcgi != nil {
+		s.fcgi.serve(w, r, cgiEnv(r, scriptName, env))
+		return
 	}
 	h := &cgi.Handler{
 		Path:   s.phpCGI,

@@ -64,6 +64,12 @@ func runWorker(ctx context.Context, env *prefork.Env) error {
 			h.sites[name] = ws
 		}
 	}
+	// Persistent php-cgi children (php_mode = "fastcgi") end with the worker.
+	defer func() {
+		for _, ws := range h.sites {
+			ws.close()
+		}
+	}()
 	sock, err := fdpass.FileSocket(w.Dispatch)
 	if err != nil {
 		return err
