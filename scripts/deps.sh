@@ -21,6 +21,8 @@ if ! command -v go >/dev/null 2>&1; then
 	exit 1
 fi
 
+# Tools in sbin (setcap) count even when sbin is not on PATH.
+PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
 missing=()
 for c in "${!pkgs[@]}"; do
 	command -v "$c" >/dev/null 2>&1 || missing+=("${pkgs[$c]}")

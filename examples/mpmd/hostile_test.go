@@ -210,6 +210,13 @@ func TestHostileRegainPrivileges(t *testing.T) {
 	capcat := filepath.Join(bin, "cat-caps")
 	copyFile(t, "/bin/cat", capcat)
 	setcap, err := exec.LookPath("setcap")
+	for _, p := range []string{"/usr/sbin/setcap", "/sbin/setcap"} {
+		if err != nil {
+			if _, serr := os.Stat(p); serr == nil {
+				setcap, err = p, nil
+			}
+		}
+	}
 	if err != nil {
 		if os.Getenv(testenv.RequireRootEnv) == "1" {
 			t.Fatal("setcap is not installed (make test installs libcap2-bin)")
