@@ -354,21 +354,28 @@ func (p *Pool) adjust() {
 		return
 	}
 
-	// Retire idle workers: the longest idle first, above MaxSpare at
-	// once, and above Min once they have been idle for IdleTimeout.
+	// Retire idle workers: the longest idle first, above MaxSpare after
+	// spareGrace, and above Min once they have been idle for IdleTimeout.
 	slices.SortFunc(idle, func(a, b SlotInfo) int { return a.Since.Compare(b.Since) })
 	extra := len(idle) - p.cfg.MaxSpare
 	for _, s := range idle {
 		if staying <= p.cfg.Min {
 			break
 		}
-		if extra > 0 || now.Sub(s.Since) > p.cfg.IdleTimeout {
+		idleFor := now.Sub(s.Since)
+		// Above MaxSpare a worker goes after a second idle, not at once:
+		// under a bursty load workers are idle for moments between
+		// connections, and retiring them then means spawning again.
+		if (extra > 0 && idleFor > spareGrace) || idleFor > p.cfg.IdleTimeout {
 			p.retire(s)
 			extra--
 			staying--
 		}
 	}
 }
+
+// spareGrace is how long a worker above MaxSpare may stay idle.
+const spareGrace = time.Second
 
 // spawn starts up to n workers, within the global limit and unless the
 // pool is backing off after crashes.
