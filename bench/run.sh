@@ -50,9 +50,9 @@ multiplexer_user = "2398"
 multiplexer_group = "2398"
 
 [pool]
-min = 16
-min_spare = 4
-max_spare = 32
+min = ${MPMD_MIN:-2}
+min_spare = ${MPMD_MIN_SPARE:-1}
+max_spare = ${MPMD_MAX_SPARE:-4}
 max = 32
 max_requests = 100000
 
