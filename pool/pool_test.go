@@ -437,7 +437,7 @@ func TestMasterKilledLeavesNoWorker(t *testing.T) {
 	master.Signal(syscall.SIGKILL)
 	master.Exit()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		left := slices.DeleteFunc(slices.Clone(pids), func(pid int) bool { return !running(pid) })
+		left := slices.DeleteFunc(slices.Clone(pids), func(pid int) bool { return !testenv.Running(pid) })
 		if len(left) == 0 {
 			break
 		}
@@ -445,14 +445,4 @@ func TestMasterKilledLeavesNoWorker(t *testing.T) {
 			t.Fatalf("workers %v outlived their master by 10s", left)
 		}
 	}
-}
-
-// running reports whether pid exists and is not a zombie.
-func running(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	return !strings.HasPrefix(s[strings.LastIndexByte(s, ')')+1:], " Z")
 }

@@ -1,7 +1,6 @@
 package prefork
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -125,24 +124,6 @@ func roleMaster(ctx context.Context, env *Env) error {
 	fmt.Fprintln(out, c.Pid)
 	<-ctx.Done()
 	return nil
-}
-
-// syncBuffer is a log destination the test can read while children write.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func startReport(t *testing.T, g *Group, spec Spec) report {
@@ -342,22 +323,12 @@ func TestNoOrphans(t *testing.T) {
 	defer syscall.Kill(pid, syscall.SIGKILL)
 	// The spawning thread has exited; the child must still be alive.
 	time.Sleep(300 * time.Millisecond)
-	if !alive(pid) {
+	if !testenv.Running(pid) {
 		t.Fatalf("child %d died when the thread that started it exited", pid)
 	}
 	master.Signal(syscall.SIGKILL)
 	master.Exit()
-	waitFor(t, fmt.Sprintf("child %d to die with its master", pid), func() bool { return !alive(pid) })
-}
-
-// alive reports whether pid runs (exists and is not a zombie).
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	return !strings.HasPrefix(s[strings.LastIndexByte(s, ')')+1:], " Z")
+	waitFor(t, fmt.Sprintf("child %d to die with its master", pid), func() bool { return !testenv.Running(pid) })
 }
 
 func TestWaitSignals(t *testing.T) {
@@ -419,7 +390,7 @@ func TestStartErrors(t *testing.T) {
 // made by testLogger.
 func logsOf(g *Group) string {
 	if b, ok := logBuffers.Load(g); ok {
-		return b.(*syncBuffer).String()
+		return b.(*testenv.SyncBuffer).String()
 	}
 	return "(not recorded)"
 }
@@ -427,8 +398,8 @@ func logsOf(g *Group) string {
 var logBuffers sync.Map
 
 // testLogger gives g a JSON logger whose output logsOf returns.
-func testLogger(g *Group) *syncBuffer {
-	b := &syncBuffer{}
+func testLogger(g *Group) *testenv.SyncBuffer {
+	b := &testenv.SyncBuffer{}
 	logBuffers.Store(g, b)
 	g.Logger = slog.New(slog.NewJSONHandler(b, nil))
 	return b

@@ -78,28 +78,10 @@ func freePorts(t testing.TB, n int) []string {
 	return out
 }
 
-// syncBuf collects the daemon's output for failure messages.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type daemon struct {
 	t    testing.TB
 	cmd  *exec.Cmd
-	out  *syncBuf
+	out  *testenv.SyncBuffer
 	addr string
 	done chan struct{}
 }
@@ -108,7 +90,7 @@ type daemon struct {
 // it answers on addr.
 func startDaemon(t testing.TB, addr string, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{t: t, out: &syncBuf{}, addr: addr, done: make(chan struct{})}
+	d := &daemon{t: t, out: &testenv.SyncBuffer{}, addr: addr, done: make(chan struct{})}
 	d.cmd = exec.Command(testenv.PublicExecutable(t), args...)
 	d.cmd.Env = append(os.Environ(), envRunDaemon+"=1")
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
@@ -383,14 +365,7 @@ func TestBadRequestsNeverReachAWorker(t *testing.T) {
 		{"bad host", "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400},
 		{"slow", "GET / HTTP/1.1\r\nHost: alice.test\r\n", 408},
 	} {
-		conn, err := net.Dial("tcp", d.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn.SetDeadline(time.Now().Add(20 * time.Second))
-		io.WriteString(conn, c.req)
-		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-		conn.Close()
+		resp, err := rawRequest(t, d.addr, c.req)
 		if err != nil {
 			t.Errorf("%s: %v", c.name, err)
 			continue
@@ -609,4 +584,25 @@ func newClientGet(t *testing.T, addr, host, path string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// rawRequest sends req as it is on a new connection and reads the answer.
+func rawRequest(t *testing.T, addr, req string) (*http.Response, error) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	io.WriteString(conn, req)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err == nil {
+		// Read the body before the connection closes.
+		b, rerr := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		err = rerr
+	}
+	return resp, err
 }

@@ -328,14 +328,7 @@ func TestHostileSmuggling(t *testing.T) {
 		{"traversal", "GET /../../../etc/passwd HTTP/1.1\r\nHost: victim.test\r\n\r\n", 404},
 		{"encoded traversal", "GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: victim.test\r\n\r\n", 404},
 	} {
-		conn, err := net.Dial("tcp", h.d.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn.SetDeadline(time.Now().Add(20 * time.Second))
-		io.WriteString(conn, c.req)
-		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-		conn.Close()
+		resp, err := rawRequest(t, h.d.addr, c.req)
 		if err != nil {
 			t.Errorf("%s: %v", c.name, err)
 			continue
@@ -518,10 +511,8 @@ func TestFaultsUnderLoad(t *testing.T) {
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		var left []int
 		for _, pid := range all {
-			if s, err := procstatus.Process(pid); err == nil && s.PPid != 0 {
-				if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && !strings.Contains(string(b), ") Z ") {
-					left = append(left, pid)
-				}
+			if testenv.Running(pid) {
+				left = append(left, pid)
 			}
 		}
 		if len(left) == 0 {
