@@ -27,7 +27,7 @@ race:
 	@CGO_ENABLED=1 scripts/race.sh ./...
 
 ## demo: run the reference daemon on its built-in demo (127.0.0.1:8080)
-demo: build
+demo: deps build
 	bin/mpmd -demo
 
 ## dropdemo: print every thread's identity before and after a drop

@@ -26,8 +26,10 @@
 //     system ids; trimming a process to a set of capabilities; dropping a
 //     process to an identity on every OS thread and verifying it from
 //     /proc; starting a child that ends up as an identity.
-//   - fdpass (planned): passing live connections between processes over
-//     unix sockets, with the bytes already read and their metadata.
+//   - [github.com/gompm/mpm/fdpass]: passing descriptors and live
+//     connections between processes over unix sockets, with the bytes
+//     already read and their metadata, and a net.Listener over a
+//     dispatch socket so that http.Server.Serve works unchanged.
 //   - [github.com/gompm/mpm/vhostroute]: Host and SNI normalization, the
 //     routing table (exact names, wildcards, per-listener scopes and
 //     defaults), a bounded request-head reader whose every failure maps
@@ -39,8 +41,9 @@
 //   - [github.com/gompm/mpm/pool]: per-identity pools on top of prefork,
 //     sized by demand (on demand from zero), with recycling, idle and
 //     expire timeouts, crash back-off, a per-pool scoreboard and stats.
-//   - examples/mpmd (planned): the reference daemon built from all of the
-//     above, an mpm-itk / mpm-peruser equivalent serving PHP.
+//   - examples/mpmd: the reference daemon built from all of the above, an
+//     mpm-itk / mpm-peruser equivalent serving static files and PHP (CGI
+//     or FastCGI) as each site's user, with TLS.
 //
 // A package appears in the module when it has real code; the lower ones
 // never import the higher ones.
