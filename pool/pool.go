@@ -126,12 +126,15 @@ type Stats struct {
 	Name                          string
 	Workers                       int // processes alive
 	Starting, Idle, Busy, Exiting int
-	Pending                       bool // a connection waits in the dispatch queue
-	Spawned, Retired, Killed      uint64
-	Crashed, Recycled             uint64
-	Served                        uint64 // requests, by live and past workers
-	BackoffUntil                  time.Time
-	Slots                         []SlotInfo // one per live worker
+	// Pending says a connection waits in the dispatch queue. The kernel
+	// does not count queued messages; senders know their own backlog.
+	Pending                  bool
+	Spawned, Retired, Killed uint64
+	Crashed, Recycled        uint64
+	Served                   uint64 // requests, by live and past workers
+	Refused                  uint64 // connections the workers answered 503
+	BackoffUntil             time.Time
+	Slots                    []SlotInfo // one per live worker
 }
 
 // Pool is one identity's workers.
@@ -152,6 +155,7 @@ type Pool struct {
 	crashes  []time.Time
 	backoff  time.Duration
 	served   uint64 // by workers that have ended
+	refused  uint64 // by workers that have ended
 }
 
 // New creates a pool: its dispatch socket pair and scoreboard. Start its
@@ -203,6 +207,7 @@ func (p *Pool) Stats() Stats {
 	p.mu.Lock()
 	s := p.stats
 	s.Served = p.served
+	s.Refused = p.refused
 	p.mu.Unlock()
 	s.Workers, s.Starting, s.Idle, s.Busy, s.Exiting = 0, 0, 0, 0, 0
 	s.Slots = nil
@@ -219,6 +224,7 @@ func (p *Pool) Stats() Stats {
 			s.Exiting++
 		}
 		s.Served += in.Requests
+		s.Refused += in.Refused
 		s.Slots = append(s.Slots, in)
 	}
 	s.Pending = p.pending()
@@ -477,6 +483,7 @@ func (p *Pool) onExit(c *prefork.Child, e prefork.Exit) {
 	}
 	info := p.board.read(slot)
 	p.served += info.Requests
+	p.refused += info.Refused
 	delete(p.children, slot)
 	asked := p.stopping[slot]
 	delete(p.stopping, slot)

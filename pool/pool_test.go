@@ -68,6 +68,8 @@ func jobWorker(ctx context.Context, env *prefork.Env) error {
 			os.WriteFile(f[2], nil, 0o666)
 		case "crash":
 			os.Exit(3)
+		case "refuse":
+			w.Refused()
 		case "status":
 			b, _ := os.ReadFile("/proc/self/status")
 			os.WriteFile(f[1], b, 0o666)
@@ -232,6 +234,17 @@ func TestRecycle(t *testing.T) {
 	if s.Recycled < 2 || s.Spawned < 3 || s.Crashed != 0 {
 		t.Errorf("stats %+v, want at least 2 recycled and 3 spawned, no crash", s)
 	}
+}
+
+// TestRefusedCounted: refusals reported by workers add up in Stats, and
+// stay counted after the worker that made them is gone.
+func TestRefusedCounted(t *testing.T) {
+	h := startPool(t, Config{Min: 1, MaxRequests: 2})
+	h.send("refuse", 0)
+	h.send("refuse", 0) // the worker recycles after these two
+	h.waitFor("two refusals by a recycled worker", 10*time.Second, func(s Stats) bool {
+		return s.Refused == 2 && s.Recycled == 1 && s.Idle == 1
+	})
 }
 
 // TestExpire: a worker busy past the expire timeout is killed and

@@ -59,7 +59,7 @@ type slot struct {
 	requests uint64
 	since    int64 // unix nanoseconds of the last state change
 	pathLen  uint32
-	_        uint32
+	refused  uint32 // connections this worker answered 503
 	host     [hostMax]byte
 	path     [pathMax]byte
 }
@@ -75,6 +75,7 @@ type SlotInfo struct {
 	Since    time.Time
 	Host     string
 	Path     string
+	Refused  uint64 // connections the worker refused (503)
 }
 
 // scoreboard is a mapped board.
@@ -164,6 +165,7 @@ func (sb *scoreboard) read(i int) SlotInfo {
 			PID:      int(atomic.LoadUint32(&s.pid)),
 			Requests: atomic.LoadUint64(&s.requests),
 			Since:    time.Unix(0, atomic.LoadInt64(&s.since)),
+			Refused:  uint64(atomic.LoadUint32(&s.refused)),
 		}
 		hl := min(int(atomic.LoadUint32(&s.hostLen)), hostMax)
 		pl := min(int(atomic.LoadUint32(&s.pathLen)), pathMax)
@@ -176,8 +178,14 @@ func (sb *scoreboard) read(i int) SlotInfo {
 	return out
 }
 
+// refuse counts a refused connection in slot i.
+func (sb *scoreboard) refuse(i int) {
+	atomic.AddUint32(&sb.slot(i).refused, 1)
+}
+
 // reset empties slot i (the master does this when its worker is gone).
 func (sb *scoreboard) reset(i int) {
 	empty := ""
 	sb.write(i, Empty, 0, 0, &empty, &empty)
+	atomic.StoreUint32(&sb.slot(i).refused, 0)
 }

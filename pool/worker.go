@@ -118,3 +118,8 @@ func (w *Worker) PoolFull() bool {
 func (w *Worker) LastRequest() bool {
 	return w.maxRequests > 0 && w.requests+1 >= uint64(w.maxRequests)
 }
+
+// Refused counts a connection this worker turned away with a 503 (its
+// vhost at its client limit, or a connection that waited past the queue
+// timeout); the pool reports the total in Stats.Refused.
+func (w *Worker) Refused() { w.board.refuse(w.Slot) }

@@ -164,13 +164,13 @@ func runStatus(ctx context.Context, env *prefork.Env) error {
 
 func writeStatusText(w http.ResponseWriter, st []pool.Stats) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "POOL\tWORKERS\tIDLE\tBUSY\tSTARTING\tSPAWNED\tRETIRED\tKILLED\tCRASHED\tRECYCLED\tSERVED\tBACKOFF")
+	fmt.Fprintln(tw, "POOL\tWORKERS\tIDLE\tBUSY\tSTARTING\tSPAWNED\tRETIRED\tKILLED\tCRASHED\tRECYCLED\tSERVED\tREFUSED\tBACKOFF")
 	for _, s := range st {
 		backoff := "-"
 		if time.Until(s.BackoffUntil) > 0 {
 			backoff = "until " + s.BackoffUntil.Format(time.TimeOnly)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", s.Name, s.Workers, s.Idle, s.Busy, s.Starting, s.Spawned, s.Retired, s.Killed, s.Crashed, s.Recycled, s.Served, backoff)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", s.Name, s.Workers, s.Idle, s.Busy, s.Starting, s.Spawned, s.Retired, s.Killed, s.Crashed, s.Recycled, s.Served, s.Refused, backoff)
 	}
 	tw.Flush()
 	for _, s := range st {

@@ -84,7 +84,7 @@ func runWorker(ctx context.Context, env *prefork.Env) error {
 	}
 	h.sock = sock
 	h.tls = newWorkerTLS(&plan, log)
-	fresh := &freshOnly{Listener: fdpass.NewListener(sock), max: plan.HandbackTimeout, log: log}
+	fresh := &freshOnly{Listener: fdpass.NewListener(sock), max: plan.HandbackTimeout, log: log, w: w}
 	ln := &oneAtATime{Listener: &tlsListener{Listener: fresh, t: h.tls, log: log}, w: w, free: make(chan struct{}, 1), closed: make(chan struct{})}
 	ln.free <- struct{}{}
 	// The raw descriptor, taken without File.Fd: that would switch the
@@ -183,6 +183,7 @@ type freshOnly struct {
 	net.Listener
 	max time.Duration
 	log *slog.Logger
+	w   *pool.Worker
 }
 
 func (l *freshOnly) Accept() (net.Conn, error) {
@@ -195,6 +196,7 @@ func (l *freshOnly) Accept() (net.Conn, error) {
 		if !ok || l.max <= 0 || fc.Info().Queued <= l.max {
 			return c, nil
 		}
+		l.w.Refused()
 		l.log.Warn("connection waited too long for a worker", "queued", fc.Info().Queued.Round(time.Millisecond), "queue_timeout", l.max)
 		if !fc.Info().TLS {
 			c.SetWriteDeadline(time.Now().Add(time.Second))
@@ -302,6 +304,7 @@ func (h *workerHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	if s.maxClients > 0 && h.w.BusyOn(host) >= s.maxClients {
 		rw.Header().Set("Retry-After", "1")
+		h.w.Refused()
 		http.Error(rw, "too many clients for this site", http.StatusServiceUnavailable)
 		return
 	}
