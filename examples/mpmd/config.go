@@ -47,7 +47,10 @@ type Server struct {
 	HeaderTimeout    Duration `toml:"header_timeout"`
 	IdleTimeout      Duration `toml:"keepalive_timeout"`
 	MaxHeaderBytes   int      `toml:"max_header_bytes"`
-	UnknownHost      int      `toml:"unknown_host_status"`
+	MaxBodyBytes     string   `toml:"max_body_bytes"`
+
+	maxBody     int64
+	UnknownHost int `toml:"unknown_host_status"`
 }
 
 // PoolConfig is the [pool] table and an identity's [identity.NAME.pool]
@@ -181,6 +184,7 @@ const (
 	defaultHeaderTimeout = 10 * time.Second
 	defaultIdleTimeout   = 30 * time.Second
 	defaultMaxHeader     = 64 << 10
+	defaultMaxBody       = "64M"
 )
 
 // check validates the whole file and fills in defaults and resolved
@@ -225,6 +229,14 @@ func (c *Config) check() error {
 	}
 	if s.MaxHeaderBytes == 0 {
 		s.MaxHeaderBytes = defaultMaxHeader
+	}
+	if s.MaxBodyBytes == "" {
+		s.MaxBodyBytes = defaultMaxBody
+	}
+	if n, err := parseSize(s.MaxBodyBytes); err != nil || n == 0 || n == privdrop.RlimInfinity || n > 1<<40 {
+		return c.errAt("server.max_body_bytes", "max_body_bytes %q: want a size such as \"64M\" (at most 1024G)", s.MaxBodyBytes)
+	} else {
+		s.maxBody = int64(n)
 	}
 	switch s.UnknownHost {
 	case 0:

@@ -40,6 +40,7 @@ type workerPlan struct {
 	HeaderTimeout  time.Duration
 	KeepAlive      time.Duration
 	MaxHeaderBytes int
+	MaxBodyBytes   int64
 	// HandbackTimeout is the pool's queue timeout: how long a connection
 	// may wait for a worker (older ones get 503) and how long a worker
 	// waits to hand a connection back to a multiplexer.

@@ -57,7 +57,7 @@ func startHostileWith(t *testing.T, evilIdentity string) *hostile {
 		{name: "evil", uid: evilUID, idExtra: evilIdentity, pages: map[string]string{"index.php": uidPage}},
 		{name: "victim", uid: victimUID, pages: map[string]string{"index.php": uidPage, "secret.txt": "victim's secret\n", "slow.php": `<?php sleep(3); echo "ok";`}},
 	}
-	path := writeSites(t, addr, fmt.Sprintf("multiplexer_user = \"%d\"\nmultiplexer_group = \"%d\"\n", hostMuxID, hostMuxID), sites)
+	path := writeSites(t, addr, fmt.Sprintf("multiplexer_user = \"%d\"\nmultiplexer_group = \"%d\"\nmax_body_bytes = \"1M\"\n", hostMuxID, hostMuxID), sites)
 	h := &hostile{d: startDaemon(t, addr, "-config", path), evil: sites[0], victim: sites[1], dir: filepath.Dir(path)}
 	h.d.get("victim.test", "/") // the victim has a worker running
 	return h
@@ -521,5 +521,25 @@ func TestFaultsUnderLoad(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("processes %v outlived the master by 10s", left)
 		}
+	}
+}
+
+// A huge request body is refused (413) before it reaches PHP, whatever
+// PHP's own post_max_size says, and the site keeps answering.
+func TestHostileHugeBody(t *testing.T) {
+	h := startHostile(t)
+	body := strings.NewReader(strings.Repeat("x", 2<<20))
+	req, _ := http.NewRequest("POST", "http://"+h.d.addr+"/index.php", body)
+	req.Host = "victim.test"
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("2 MiB body over a 1 MiB limit: %d, want 413", resp.StatusCode)
+	}
+	if code, _ := h.d.get("victim.test", "/"); code != 200 {
+		t.Errorf("victim after the huge body: %d", code)
 	}
 }

@@ -198,7 +198,7 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 		if err != nil {
 			return nil, err
 		}
-		plan := workerPlan{PHPCGI: cfg.Server.PHPCGI, HeaderTimeout: time.Duration(cfg.Server.HeaderTimeout), KeepAlive: time.Duration(cfg.Server.IdleTimeout), MaxHeaderBytes: cfg.Server.MaxHeaderBytes, HandbackTimeout: pc.QueueTimeout}
+		plan := workerPlan{PHPCGI: cfg.Server.PHPCGI, HeaderTimeout: time.Duration(cfg.Server.HeaderTimeout), KeepAlive: time.Duration(cfg.Server.IdleTimeout), MaxHeaderBytes: cfg.Server.MaxHeaderBytes, MaxBodyBytes: cfg.Server.maxBody, HandbackTimeout: pc.QueueTimeout}
 		if plan.HandbackTimeout == 0 {
 			plan.HandbackTimeout = pool.DefaultQueueTimeout
 		}

@@ -49,7 +49,7 @@ func runWorker(ctx context.Context, env *prefork.Env) error {
 	if err := readPlan(planF, &plan); err != nil {
 		return err
 	}
-	h := &workerHandler{w: w, log: log, sites: map[string]*workerSite{}, handbackTimeout: plan.HandbackTimeout}
+	h := &workerHandler{w: w, log: log, sites: map[string]*workerSite{}, handbackTimeout: plan.HandbackTimeout, maxBody: plan.MaxBodyBytes}
 	for i := range plan.VHosts {
 		v := &plan.VHosts[i]
 		s, err := newSite(&v.VHost, plan.PHPCGI, log)
@@ -274,6 +274,8 @@ type workerHandler struct {
 	// queued reports that a connection waits for a worker of this full
 	// pool; see oneAtATime.
 	queued func() bool
+	// maxBody bounds a request body (max_body_bytes).
+	maxBody int64
 }
 
 func (h *workerHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
@@ -307,6 +309,16 @@ func (h *workerHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		h.w.Refused()
 		http.Error(rw, "too many clients for this site", http.StatusServiceUnavailable)
 		return
+	}
+	if h.maxBody > 0 {
+		if r.ContentLength > h.maxBody {
+			rw.Header().Set("Connection", "close")
+			http.Error(rw, fmt.Sprintf("request body of %d bytes is over this server's limit of %d", r.ContentLength, h.maxBody), http.StatusRequestEntityTooLarge)
+			return
+		}
+		// A chunked body is cut at the limit: the script reads an error
+		// instead of the rest, and net/http closes the connection.
+		r.Body = http.MaxBytesReader(rw, r.Body, h.maxBody)
 	}
 	h.w.Busy(host, r.URL.Path)
 	rec := &recorder{ResponseWriter: rw, status: http.StatusOK}
