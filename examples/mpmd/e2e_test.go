@@ -266,7 +266,7 @@ func TestProcessFacts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keep := privdrop.CapMask(7, 6, 8, 5, 18) // SETUID SETGID SETPCAP KILL SYS_CHROOT
+	keep := privdrop.CapMask(7, 6, 8, 5, 18, 0) // SETUID SETGID SETPCAP KILL SYS_CHROOT CHOWN
 	if ms.CapEff != keep || ms.CapBnd != keep || ms.CapPrm != keep {
 		t.Errorf("master capabilities eff %x bnd %x, want only %x", ms.CapEff, ms.CapBnd, keep)
 	}

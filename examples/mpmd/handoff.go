@@ -41,6 +41,10 @@ type workerPlan struct {
 	KeepAlive      time.Duration
 	MaxHeaderBytes int
 	MaxBodyBytes   int64
+	// PHPDefaults are php.ini settings for every vhost of the identity
+	// that does not set them itself: its own session.save_path,
+	// upload_tmp_dir and sys_temp_dir.
+	PHPDefaults map[string]string
 	// HandbackTimeout is the pool's queue timeout: how long a connection
 	// may wait for a worker (older ones get 503) and how long a worker
 	// waits to hand a connection back to a multiplexer.

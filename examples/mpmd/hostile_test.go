@@ -543,3 +543,32 @@ func TestHostileHugeBody(t *testing.T) {
 		t.Errorf("victim after the huge body: %d", code)
 	}
 }
+
+// Sessions and temporary files: each identity's PHP uses its own 0700
+// directories, so the evil site can neither read the victim's sessions
+// nor plant a session file the victim's PHP would load (in a shared
+// session directory it could).
+func TestHostileSessions(t *testing.T) {
+	h := startHostile(t)
+	sess := filepath.Join(h.victim.root, "sess.php")
+	os.WriteFile(sess, []byte(`<?php session_id("victimsession1"); session_start(); echo "user=", $_SESSION["user"] ?? "none", " path=", session_save_path(), " tmp=", sys_get_temp_dir(); $_SESSION["user"] = "victim"; session_write_close();`), 0o600)
+	os.Chown(sess, victimUID, victimUID)
+	_, first := h.d.get("victim.test", "/sess.php")
+	if !strings.HasPrefix(first, "user=none path=") || !strings.Contains(first, "/php/victim/sessions") || !strings.Contains(first, "/php/victim/tmp") {
+		t.Fatalf("victim's session setup: %q", first)
+	}
+	victimSessions := first[strings.Index(first, "path=")+5 : strings.Index(first, " tmp=")]
+	out := h.php(t, fmt.Sprintf(`
+$dir = %q;
+echo @scandir($dir) === false ? "list denied\n" : "LISTED\n";
+echo @file_get_contents("$dir/sess_victimsession1") === false ? "read denied\n" : "READ\n";
+echo @file_put_contents("$dir/sess_victimsession2", 'user|s:5:"admin";') === false ? "plant denied\n" : "PLANTED\n";
+echo str_contains(session_save_path(), "/php/evil/") ? "own sessions\n" : "SHARED SESSIONS\n";
+`, victimSessions))
+	if out != "list denied\nread denied\nplant denied\nown sessions\n" {
+		t.Errorf("evil site against the victim's sessions:\n%s", out)
+	}
+	if _, again := h.d.get("victim.test", "/sess.php"); !strings.HasPrefix(again, "user=victim") {
+		t.Errorf("the victim's session did not survive: %q", again)
+	}
+}

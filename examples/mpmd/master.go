@@ -104,8 +104,11 @@ func (m *master) run(ctx context.Context, cfg *Config) error {
 	}
 	if m.root {
 		// From here the master keeps only what starting and stopping
-		// children needs; it never binds or opens as privileged again.
-		keep := []cap.Value{cap.SETUID, cap.SETGID, cap.SETPCAP, cap.KILL, cap.SYS_CHROOT}
+		// children needs, and CHOWN to give a new identity its PHP
+		// directories on a reload (the master is uid 0 and owns the
+		// root-owned files anyway: CHOWN adds little). It never binds
+		// again.
+		keep := []cap.Value{cap.SETUID, cap.SETGID, cap.SETPCAP, cap.KILL, cap.SYS_CHROOT, cap.CHOWN}
 		if err := privdrop.Trim(keep...); err != nil {
 			g.stop(prefork.StopImmediate)
 			return fmt.Errorf("trim the master's capabilities: %w", err)
@@ -174,10 +177,11 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 	if err := m.preflightTLS(cfg); err != nil {
 		return nil, err
 	}
-	g = &generation{m: m, cfg: cfg, stopping: make(chan struct{})}
+	gen := &generation{m: m, cfg: cfg, stopping: make(chan struct{})}
+	g = gen
 	defer func() {
 		if err != nil {
-			g.closeFiles()
+			gen.closeFiles() // g itself is nil on the error returns
 		}
 	}()
 	names := map[string]int{}
@@ -222,6 +226,9 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 					return nil, err
 				}
 			}
+		}
+		if plan.PHPDefaults, err = m.phpDirs(cfg, name, id); err != nil {
+			return nil, err
 		}
 		pf, err := planFile("worker-"+name, plan)
 		if err != nil {
@@ -475,4 +482,96 @@ func othersCanRun(path string) error {
 			return nil
 		}
 	}
+}
+
+// phpDirs makes the identity's own PHP session and temporary directories,
+// <run_dir>/php/<identity>/{sessions,tmp}, mode 0700 and owned by the
+// identity, and returns the php.ini settings that point PHP at them. In
+// the shared default (/var/lib/php/sessions) one site could plant a
+// session file that another site's PHP then loads.
+//
+// The identity owns <identity> and could put a symbolic link where
+// "sessions" was, so the directories are opened without following links
+// and changed through their descriptors: the master never chowns what a
+// site points it at.
+func (m *master) phpDirs(cfg *Config, name string, id Identity) (map[string]string, error) {
+	fail := func(err error) (map[string]string, error) {
+		return nil, fmt.Errorf("identity %s: PHP session and temporary directories: %w", name, err)
+	}
+	base := filepath.Join(cfg.Server.RunDir, "php")
+	if err := os.MkdirAll(base, 0o711); err != nil {
+		return fail(err)
+	}
+	uid, gid := os.Getuid(), os.Getgid()
+	if m.root {
+		uid, gid = int(id.resolved.UID), int(id.resolved.GID)
+	}
+	basefd, err := unix.Open(base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fail(&os.PathError{Op: "open", Path: base, Err: err})
+	}
+	defer unix.Close(basefd)
+	if err := ownDirs(basefd, name, uid, gid); err != nil {
+		return fail(err)
+	}
+	if id.resolved.Chroot != "" {
+		// Inside a jail PHP sees other paths; the site sets its own
+		// through php_admin_value.
+		return nil, nil
+	}
+	dir := filepath.Join(base, name)
+	return map[string]string{
+		"session.save_path": filepath.Join(dir, "sessions"),
+		"upload_tmp_dir":    filepath.Join(dir, "tmp"),
+		"sys_temp_dir":      filepath.Join(dir, "tmp"),
+	}, nil
+}
+
+// ownDirs makes name (in the root-owned directory parent, a descriptor)
+// and its sessions and tmp subdirectories, mode 0700 and owned by
+// uid:gid. A name that exists already must be such a directory: the
+// identity owns it from then on, and what it does inside only concerns
+// itself. Everything is made while still root's and given away last, so
+// the master, which keeps no DAC capability, never has to enter a
+// directory it does not own, and never follows a link.
+func ownDirs(parent int, name string, uid, gid int) error {
+	var st unix.Stat_t
+	err := unix.Fstatat(parent, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	switch {
+	case err == nil:
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR || int(st.Uid) != uid || int(st.Gid) != gid || st.Mode&0o7777 != 0o700 {
+			return fmt.Errorf("%s exists but is not a 0700 directory owned by %d:%d (mode %#o, owner %d:%d); remove it", name, uid, gid, st.Mode&0o7777, st.Uid, st.Gid)
+		}
+		return nil
+	case err != unix.ENOENT:
+		return &os.PathError{Op: "stat", Path: name, Err: err}
+	}
+	if err := unix.Mkdirat(parent, name, 0o700); err != nil {
+		return &os.PathError{Op: "mkdir", Path: name, Err: err}
+	}
+	fd, err := unix.Openat(parent, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: name, Err: err}
+	}
+	defer unix.Close(fd)
+	mine := uid == os.Geteuid() && gid == os.Getegid()
+	for _, sub := range []string{"sessions", "tmp"} {
+		if err := unix.Mkdirat(fd, sub, 0o700); err != nil {
+			return &os.PathError{Op: "mkdir", Path: name + "/" + sub, Err: err}
+		}
+		if !mine {
+			if err := unix.Fchownat(fd, sub, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				return &os.PathError{Op: "chown", Path: name + "/" + sub, Err: err}
+			}
+		}
+	}
+	if err := unix.Fchmod(fd, 0o700); err != nil {
+		return &os.PathError{Op: "chmod", Path: name, Err: err}
+	}
+	if !mine {
+		if err := unix.Fchown(fd, uid, gid); err != nil {
+			return &os.PathError{Op: "chown", Path: name, Err: err}
+		}
+	}
+	return nil
 }

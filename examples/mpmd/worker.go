@@ -52,6 +52,16 @@ func runWorker(ctx context.Context, env *prefork.Env) error {
 	h := &workerHandler{w: w, log: log, sites: map[string]*workerSite{}, handbackTimeout: plan.HandbackTimeout, maxBody: plan.MaxBodyBytes}
 	for i := range plan.VHosts {
 		v := &plan.VHosts[i]
+		// The identity's own session and temporary directories, unless
+		// the vhost sets its own.
+		for k, val := range plan.PHPDefaults {
+			if _, set := v.PHPAdminValue[k]; !set {
+				if v.PHPAdminValue == nil {
+					v.PHPAdminValue = map[string]string{}
+				}
+				v.PHPAdminValue[k] = val
+			}
+		}
 		s, err := newSite(&v.VHost, plan.PHPCGI, log)
 		if err != nil {
 			return err
