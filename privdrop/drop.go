@@ -110,6 +110,20 @@ func Drop(id Identity) error {
 	return verifyTasks(tasks, id)
 }
 
+// Supported reports whether this process can use [Drop] and [Complete]:
+// nil, or an error that says why not. They need the Go runtime's
+// AllThreadsSyscall, which a binary built with cgo does not have. A
+// daemon calls Supported before it starts children that are to drop
+// privileges, so that it refuses to start rather than see every child
+// fail.
+func Supported() error {
+	// getpid changes nothing; under cgo the call fails before it runs.
+	if err := allThreads(syscall.SYS_GETPID, 0, 0, 0); err != nil {
+		return fmt.Errorf("privdrop: %w", err)
+	}
+	return nil
+}
+
 // errCgo explains the one way AllThreadsSyscall fails that is not the
 // kernel's doing.
 var errCgo = errors.New("this binary was built with cgo, where Go cannot run a system call on every thread; build it with CGO_ENABLED=0")

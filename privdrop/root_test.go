@@ -574,3 +574,10 @@ func BenchmarkSpawn(b *testing.B) {
 	b.Run("plain", func(b *testing.B) { run(b, false) })
 	b.Run("prepared", func(b *testing.B) { run(b, true) })
 }
+
+// The supported build (CGO_ENABLED=0) can drop on every thread.
+func TestSupported(t *testing.T) {
+	if err := Supported(); err != nil {
+		t.Fatalf("Supported() in a CGO_ENABLED=0 build: %v", err)
+	}
+}

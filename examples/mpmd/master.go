@@ -69,6 +69,11 @@ func newMaster(cfg *Config, log *slog.Logger) (*master, error) {
 	}
 	m := &master{log: log, exe: exe, root: os.Geteuid() == 0, listeners: map[string]*os.File{}}
 	if m.root {
+		// Workers drop privileges on every thread; a cgo build cannot,
+		// and would start, then answer nothing as each worker fails.
+		if err := privdrop.Supported(); err != nil {
+			return nil, err
+		}
 		if err := othersCanRun(exe); err != nil {
 			return nil, err
 		}
