@@ -43,7 +43,7 @@ const minSendBuffer = maxFrame + 32
 // one process or many) may share one SOCK_SEQPACKET socket; the kernel
 // gives each message to exactly one of the receivers waiting on it.
 type Socket struct {
-	uc     *net.UnixConn
+	uc     msgConn
 	stream bool
 	desc   string // for errors: which socket
 
@@ -60,6 +60,19 @@ type Socket struct {
 
 	rbuf []byte // SOCK_SEQPACKET receive buffer; guarded by rsem
 	oob  []byte // control message buffer; guarded by rsem
+}
+
+// msgConn is what a Socket needs of its connection: a *net.UnixConn,
+// or the exclusiveConn of a shared receiving socket.
+type msgConn interface {
+	ReadMsgUnix(b, oob []byte) (n, oobn, flags int, addr *net.UnixAddr, err error)
+	WriteMsgUnix(b, oob []byte, addr *net.UnixAddr) (n, oobn int, err error)
+	Write(b []byte) (int, error)
+	SetReadDeadline(t time.Time) error
+	SetWriteDeadline(t time.Time) error
+	Close() error
+	LocalAddr() net.Addr
+	SyscallConn() (syscall.RawConn, error)
 }
 
 // Socketpair returns the two ends of a new unix socket pair of type typ,
@@ -122,7 +135,7 @@ func NewSocket(c *net.UnixConn) (*Socket, error) {
 	return s, nil
 }
 
-func newSocket(c *net.UnixConn) (*Socket, error) {
+func newSocket(c msgConn) (*Socket, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return nil, err

@@ -1,0 +1,239 @@
+package fdpass
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// sharedPair returns a sending Socket and the receiving end as a file
+// made from a blocking descriptor, as a pool's worker inherits it.
+func sharedPair(t *testing.T) (*Socket, *os.File) {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sf := os.NewFile(uintptr(fds[0]), "send")
+	send, err := FileSocket(sf)
+	sf.Close()
+	if err != nil {
+		unix.Close(fds[1])
+		t.Fatal(err)
+	}
+	recv := os.NewFile(uintptr(fds[1]), "recv")
+	t.Cleanup(func() { send.Close(); recv.Close() })
+	return send, recv
+}
+
+func shared(t *testing.T, f *os.File) *Socket {
+	t.Helper()
+	s, err := SharedFileSocket(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// A shared socket carries connections both ways (a worker hands one
+// back on it), leaves the socket's O_NONBLOCK flag as it found it, and
+// closes every descriptor it opened.
+func TestSharedRoundTrip(t *testing.T) {
+	checkLeaks(t)
+	ctx := testCtx(t)
+	send, recv := sharedPair(t)
+	s := shared(t, recv)
+
+	client, server := tcpPair(t)
+	if err := send.SendConn(ctx, server, []byte("GET / HTTP/1.1\r\n"), ConnInfo{Listener: "127.0.0.1:80"}); err != nil {
+		t.Fatal(err)
+	}
+	server.Close()
+	c, err := s.RecvConn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exchange(t, client, c, "GET / HTTP/1.1\r\n")
+	if got := c.Info().Listener; got != "127.0.0.1:80" {
+		t.Errorf("Info().Listener = %q", got)
+	}
+	// And back, as a worker hands a connection back to a multiplexer.
+	if err := s.SendConn(ctx, c, []byte("rest"), c.Info()); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	back, err := send.RecvConn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exchange(t, client, back, "rest")
+	back.Close()
+
+	flags, err := unix.FcntlInt(recv.Fd(), unix.F_GETFL, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if flags&unix.O_NONBLOCK != 0 {
+		t.Errorf("the shared socket's description became non-blocking (flags %#x): every process sharing it would see that", flags)
+	}
+}
+
+func TestSharedRefusesStream(t *testing.T) {
+	checkLeaks(t)
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := os.NewFile(uintptr(fds[0]), "a"), os.NewFile(uintptr(fds[1]), "b")
+	defer a.Close()
+	defer b.Close()
+	if s, err := SharedFileSocket(a); err == nil {
+		s.Close()
+		t.Fatal("SharedFileSocket accepted a stream socket")
+	} else {
+		t.Log(err)
+	}
+}
+
+// Close wakes a receive blocked on a shared socket, deadlines and
+// cancellation end one, and a listener over it closes cleanly.
+func TestSharedCloseAndDeadlines(t *testing.T) {
+	checkLeaks(t)
+	send, recv := sharedPair(t)
+	s := shared(t, recv)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, _, err := s.Recv(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Recv past its deadline = %v, want context.DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Recv with a 30ms deadline returned after %v", d)
+	}
+	ctx, cancel = context.WithCancel(context.Background())
+	time.AfterFunc(20*time.Millisecond, cancel)
+	if _, _, err := s.Recv(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled Recv = %v, want context.Canceled", err)
+	}
+	// After both, the socket still receives.
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		send.Send(context.Background(), []byte("late"))
+	}()
+	if p, _, err := s.Recv(testCtx(t)); err != nil || string(p) != "late" {
+		t.Fatalf("Recv after earlier deadlines = %q, %v", p, err)
+	}
+
+	ln := NewListener(shared(t, recv))
+	done := make(chan error, 1)
+	go func() { _, err := ln.Accept(); done <- err }()
+	time.Sleep(20 * time.Millisecond)
+	ln.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Accept after Close = %v, want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not wake a blocked Accept within 5s")
+	}
+}
+
+// Each message wakes one of many waiting receivers, not all of them (the
+// thundering herd a pool of idle workers would otherwise be). Every
+// receiver has its own epoll instance, as each worker process does. A
+// receiver woken for nothing goes back to sleep inside epoll_wait
+// without returning, so the test counts the process's context switches:
+// with 8 receivers waiting, a message must cost about what it costs with
+// one, not 7 more.
+func TestSharedWakesOneReceiver(t *testing.T) {
+	checkLeaks(t)
+	const messages = 100
+	one := sharedRun(t, 1, messages)
+	eight := sharedRun(t, 8, messages)
+	extra := float64(eight-one) / messages
+	t.Logf("context switches per message: %.1f with 1 receiver waiting, %.1f with 8", float64(one)/messages, float64(eight)/messages)
+	if extra > 3.5 {
+		t.Errorf("each message cost %.1f more context switches with 8 receivers waiting than with 1: idle receivers wake for messages that one of them takes", extra)
+	}
+}
+
+// sharedRun sends messages one at a time to n receivers waiting on one
+// shared socket and returns the context switches it took.
+func sharedRun(t *testing.T, n, messages int) int64 {
+	send, recv := sharedPair(t)
+	var socks []*Socket
+	for range n {
+		socks = append(socks, shared(t, recv))
+	}
+	got := make(chan string, messages)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	for _, s := range socks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				p, _, err := s.Recv(ctx)
+				if err != nil {
+					return
+				}
+				got <- string(p)
+			}
+		}()
+	}
+	// Let every receiver block in epoll_wait, then send one message at a
+	// time, each after the previous one was taken.
+	time.Sleep(100 * time.Millisecond)
+	before := contextSwitches(t)
+	for i := range messages {
+		if err := send.Send(testCtx(t), fmt.Appendf(nil, "m%d", i)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-got:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("message %d was not received within 5s", i)
+		}
+		time.Sleep(time.Millisecond) // the receiver goes back to waiting
+	}
+	return contextSwitches(t) - before
+}
+
+// contextSwitches is the number of times the threads of this process
+// gave up the CPU while waiting: a receiver woken for nothing and put
+// back to sleep inside epoll_wait counts there even though its
+// epoll_wait did not return.
+func contextSwitches(t *testing.T) int64 {
+	t.Helper()
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, task := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/status")
+		if err != nil {
+			continue // the thread exited
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "voluntary_ctxt_switches:"); ok {
+				c, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				n += c
+			}
+		}
+	}
+	return n
+}
