@@ -16,6 +16,11 @@
 // is how a pool with Min = 0 holds no process until its first connection.
 // A sender that cannot queue within [Pool.QueueTimeout] should answer 503.
 //
+// Workers receive with fdpass.SharedFileSocket. It waits in an epoll
+// instance of its own with EPOLLEXCLUSIVE, so a message wakes one idle
+// worker; the Go runtime's poller (net.FileConn) would wake every idle
+// worker of the pool for each message, and all but one would find nothing.
+//
 // # Sizing
 //
 // [Config] has peruser's and PHP-FPM's knobs: Min, MinSpare, MaxSpare,

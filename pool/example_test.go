@@ -3,9 +3,9 @@ package pool_test
 import (
 	"context"
 	"log"
-	"net"
 	"time"
 
+	"github.com/gompm/mpm/fdpass"
 	"github.com/gompm/mpm/pool"
 	"github.com/gompm/mpm/prefork"
 	"github.com/gompm/mpm/privdrop"
@@ -20,20 +20,23 @@ func Example() {
 		if err != nil {
 			return err
 		}
-		c, err := net.FileConn(w.Dispatch)
+		// Each message wakes one idle worker (see fdpass.SharedFileSocket).
+		s, err := fdpass.SharedFileSocket(w.Dispatch)
 		if err != nil {
 			return err
 		}
-		go func() { <-ctx.Done(); c.Close() }()
-		buf := make([]byte, 64<<10)
+		defer s.Close()
 		for {
 			w.Idle()
-			n, err := c.Read(buf) // one message; mpmd receives a connection with fdpass
+			msg, files, err := s.Recv(ctx) // mpmd receives a connection: RecvConn
 			if err != nil {
 				return nil
 			}
 			w.Busy("alice.example", "/")
-			_ = buf[:n] // serve it
+			_ = msg // serve it
+			for _, f := range files {
+				f.Close()
+			}
 			if w.Done() {
 				return nil // recycled after MaxRequests
 			}

@@ -20,9 +20,13 @@ const (
 // Worker is a worker process's side of its pool: the dispatch socket to
 // take connections from, and its scoreboard slot to report on.
 type Worker struct {
-	Pool     string
-	Slot     int
-	Dispatch *os.File // SOCK_SEQPACKET; receive connections with fdpass
+	Pool string
+	Slot int
+	// Dispatch is the receiving end of the pool's SOCK_SEQPACKET
+	// dispatch socket. Receive with fdpass.SharedFileSocket, which wakes
+	// one idle worker per message; net.FileConn would put the socket in
+	// the runtime's poller, which wakes every idle worker for each one.
+	Dispatch *os.File
 
 	board       *scoreboard
 	pid         int

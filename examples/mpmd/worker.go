@@ -88,7 +88,8 @@ func runWorker(ctx context.Context, env *prefork.Env) error {
 			ws.close()
 		}
 	}()
-	sock, err := fdpass.FileSocket(w.Dispatch)
+	// Shared: each connection wakes one idle worker of the pool, not all.
+	sock, err := fdpass.SharedFileSocket(w.Dispatch)
 	if err != nil {
 		return err
 	}
@@ -97,8 +98,9 @@ func runWorker(ctx context.Context, env *prefork.Env) error {
 	fresh := &freshOnly{Listener: fdpass.NewListener(sock), max: plan.HandbackTimeout, log: log, w: w}
 	ln := &oneAtATime{Listener: &tlsListener{Listener: fresh, t: h.tls, log: log}, w: w, free: make(chan struct{}, 1), closed: make(chan struct{})}
 	ln.free <- struct{}{}
-	// The raw descriptor, taken without File.Fd: that would switch the
-	// socket, shared with every worker of the pool, to blocking mode.
+	// The raw descriptor, taken without File.Fd, which would change the
+	// blocking mode of a pollable file's socket, shared with every worker
+	// of the pool.
 	var dispatchFD int
 	if rc, err := w.Dispatch.SyscallConn(); err == nil {
 		rc.Control(func(fd uintptr) { dispatchFD = int(fd) })
