@@ -132,8 +132,8 @@ echo @file_put_contents(%q, "forged\n", FILE_APPEND) === false ? "write own log 
 }
 
 // Signals, ptrace-style reads of /proc, and the descriptors of other
-// processes: different uids (and the master and multiplexers being
-// non-dumpable) are the defence.
+// processes: different uids are the defence, and for the site's own
+// worker (same uid) its being not dumpable.
 func TestHostileProcesses(t *testing.T) {
 	h := startHostile(t)
 	master, muxes, victim := h.pids(t)
@@ -156,6 +156,22 @@ echo @readlink("/proc/$pid/cwd") === false ? "cwd denied\n" : "CWD READ\n";
 		if err := syscall.Kill(pid, 0); err != nil {
 			t.Errorf("%s %d: %v", name, pid, err)
 		}
+	}
+
+	// The evil site's own worker runs as the evil uid, so no uid check
+	// keeps the site's PHP (its child) out: being not dumpable does.
+	// Without it PHP could read the worker's memory and open its
+	// descriptors (the pool's scoreboard, through /proc/<pid>/fd).
+	out := h.php(t, `
+$pid = posix_getppid();
+echo str_starts_with((string)@file_get_contents("/proc/$pid/cmdline"), "mpm-worker") ? "parent is the worker\n" : "PARENT IS NOT A WORKER\n";
+echo @fopen("/proc/$pid/mem", "r") === false ? "mem denied\n" : "MEM OPENED\n";
+echo @file_get_contents("/proc/$pid/maps") === false ? "maps denied\n" : "MAPS READ\n";
+echo @file_get_contents("/proc/$pid/environ") === false ? "environ denied\n" : "ENVIRON READ\n";
+echo @readlink("/proc/$pid/fd/0") === false ? "fd denied\n" : "FD READ\n";
+`)
+	if out != "parent is the worker\nmem denied\nmaps denied\nenviron denied\nfd denied\n" {
+		t.Errorf("evil site against its own worker (same uid, must not be dumpable):\n%s", out)
 	}
 }
 
