@@ -220,8 +220,13 @@ func TestHostileRegainPrivileges(t *testing.T) {
 	bin := testenv.PublicDir(t, 0o755)
 	suid := filepath.Join(bin, "id-suid")
 	copyFile(t, "/usr/bin/id", suid)
-	if err := os.Chmod(suid, 0o4755); err != nil {
+	// os.Chmod takes the setuid bit as os.ModeSetuid (0o4755 would be
+	// plain 0o755), and the test proves nothing unless the bit is set.
+	if err := os.Chmod(suid, 0o755|os.ModeSetuid); err != nil {
 		t.Fatal(err)
+	}
+	if fi, err := os.Stat(suid); err != nil || fi.Mode()&os.ModeSetuid == 0 {
+		t.Fatalf("%s is not setuid: %v %v", suid, fi.Mode(), err)
 	}
 	capcat := filepath.Join(bin, "cat-caps")
 	copyFile(t, "/bin/cat", capcat)
@@ -239,7 +244,10 @@ func TestHostileRegainPrivileges(t *testing.T) {
 		}
 		t.Skip("skipped: setcap is not installed")
 	}
-	if out, err := exec.Command(setcap, "cap_setuid,cap_dac_override+ep", capcat).CombinedOutput(); err != nil {
+	// CAP_SETUID is in the master's bounding set, so without the
+	// workers' empty bounding set and no_new_privs the binary would run
+	// with it.
+	if out, err := exec.Command(setcap, "cap_setuid+ep", capcat).CombinedOutput(); err != nil {
 		t.Fatalf("setcap: %v %s", err, out)
 	}
 	out := h.php(t, fmt.Sprintf(`
