@@ -129,6 +129,34 @@ echo @file_put_contents(%q, "forged\n", FILE_APPEND) === false ? "write own log 
 	if out != "read victim log denied\nwrite victim log denied\nwrite own log by path denied\n" {
 		t.Errorf("evil site against the logs:\n%s", out)
 	}
+	// Seen from outside: each site's workers hold their own log's
+	// descriptor and not the other's (a worker, and whatever takes it
+	// over, can write what it holds).
+	own := map[uint32]string{evilUID: "evil.log", victimUID: "victim.log"}
+	seen := map[uint32]bool{}
+	for _, pid := range children(t, h.d.cmd.Process.Pid) {
+		s, err := procstatus.Process(pid)
+		if err != nil || own[s.UID[0]] == "" {
+			continue
+		}
+		fds, err := procstatus.FDs(pid)
+		if err != nil {
+			continue // ended meanwhile
+		}
+		var held []string
+		for _, target := range fds {
+			if strings.HasPrefix(target, logs+"/") {
+				held = append(held, filepath.Base(target))
+			}
+		}
+		if !slices.Equal(held, []string{own[s.UID[0]]}) {
+			t.Errorf("worker %d (uid %d) holds the logs %v, want only %s", pid, s.UID[0], held, own[s.UID[0]])
+		}
+		seen[s.UID[0]] = true
+	}
+	if len(seen) != 2 {
+		t.Errorf("found the workers of uids %v, want %d and %d", seen, evilUID, victimUID)
+	}
 }
 
 // Signals, ptrace-style reads of /proc, and the descriptors of other
