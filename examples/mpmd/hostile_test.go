@@ -544,6 +544,18 @@ func TestFaultsUnderLoad(t *testing.T) {
 	close(stop)
 	wg.Wait()
 
+	// The killed multiplexer is replaced: the other one kept serving,
+	// but without a replacement the next crash would leave none.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		_, now, _ := h.pids(t)
+		if len(now) == len(muxes) && !slices.Contains(now, muxes[0]) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("multiplexers %v 5s after killing %d of %v: it was not replaced", now, muxes[0], muxes)
+		}
+	}
+
 	// The master holds what it held before: the replaced worker and
 	// multiplexer left nothing behind. Pipes come and go with children
 	// (one per live child, for its output), so they are compared with
