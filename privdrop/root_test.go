@@ -257,6 +257,16 @@ func checkFromOutside(t *testing.T, pid int, id Identity, minThreads int) {
 	if err := checkThreads(threads, id); err != nil {
 		t.Errorf("seen from outside: %v", err)
 	}
+	// The essentials again, without checkThreads: it is the code under
+	// test (Drop verifies itself with it), and a mistake there must not
+	// hide a thread left behind.
+	wantUID := [4]uint32{id.UID, id.UID, id.UID, id.UID}
+	for _, s := range threads {
+		if s.UID != wantUID || s.CapInh|s.CapPrm|s.CapEff|s.CapBnd|s.CapAmb != 0 || !s.NoNewPrivs {
+			t.Errorf("thread %d seen from outside: uids %v, caps inh %x prm %x eff %x bnd %x amb %x, no_new_privs %v; want uids %v, no capabilities, no_new_privs",
+				s.TID, s.UID, s.CapInh, s.CapPrm, s.CapEff, s.CapBnd, s.CapAmb, s.NoNewPrivs, wantUID)
+		}
+	}
 	for _, s := range threads {
 		if s.Umask != uint32(id.Umask) {
 			t.Errorf("thread %d: umask %#o, want %#o", s.TID, s.Umask, id.Umask)

@@ -129,11 +129,39 @@ echo @file_put_contents(%q, "forged\n", FILE_APPEND) === false ? "write own log 
 	if out != "read victim log denied\nwrite victim log denied\nwrite own log by path denied\n" {
 		t.Errorf("evil site against the logs:\n%s", out)
 	}
+	// Seen from outside: each site's workers hold their own log's
+	// descriptor and not the other's (a worker, and whatever takes it
+	// over, can write what it holds).
+	own := map[uint32]string{evilUID: "evil.log", victimUID: "victim.log"}
+	seen := map[uint32]bool{}
+	for _, pid := range children(t, h.d.cmd.Process.Pid) {
+		s, err := procstatus.Process(pid)
+		if err != nil || own[s.UID[0]] == "" {
+			continue
+		}
+		fds, err := procstatus.FDs(pid)
+		if err != nil {
+			continue // ended meanwhile
+		}
+		var held []string
+		for _, target := range fds {
+			if strings.HasPrefix(target, logs+"/") {
+				held = append(held, filepath.Base(target))
+			}
+		}
+		if !slices.Equal(held, []string{own[s.UID[0]]}) {
+			t.Errorf("worker %d (uid %d) holds the logs %v, want only %s", pid, s.UID[0], held, own[s.UID[0]])
+		}
+		seen[s.UID[0]] = true
+	}
+	if len(seen) != 2 {
+		t.Errorf("found the workers of uids %v, want %d and %d", seen, evilUID, victimUID)
+	}
 }
 
 // Signals, ptrace-style reads of /proc, and the descriptors of other
-// processes: different uids (and the master and multiplexers being
-// non-dumpable) are the defence.
+// processes: different uids are the defence, and for the site's own
+// worker (same uid) its being not dumpable.
 func TestHostileProcesses(t *testing.T) {
 	h := startHostile(t)
 	master, muxes, victim := h.pids(t)
@@ -156,6 +184,22 @@ echo @readlink("/proc/$pid/cwd") === false ? "cwd denied\n" : "CWD READ\n";
 		if err := syscall.Kill(pid, 0); err != nil {
 			t.Errorf("%s %d: %v", name, pid, err)
 		}
+	}
+
+	// The evil site's own worker runs as the evil uid, so no uid check
+	// keeps the site's PHP (its child) out: being not dumpable does.
+	// Without it PHP could read the worker's memory and open its
+	// descriptors (the pool's scoreboard, through /proc/<pid>/fd).
+	out := h.php(t, `
+$pid = posix_getppid();
+echo str_starts_with((string)@file_get_contents("/proc/$pid/cmdline"), "mpm-worker") ? "parent is the worker\n" : "PARENT IS NOT A WORKER\n";
+echo @fopen("/proc/$pid/mem", "r") === false ? "mem denied\n" : "MEM OPENED\n";
+echo @file_get_contents("/proc/$pid/maps") === false ? "maps denied\n" : "MAPS READ\n";
+echo @file_get_contents("/proc/$pid/environ") === false ? "environ denied\n" : "ENVIRON READ\n";
+echo @readlink("/proc/$pid/fd/0") === false ? "fd denied\n" : "FD READ\n";
+`)
+	if out != "parent is the worker\nmem denied\nmaps denied\nenviron denied\nfd denied\n" {
+		t.Errorf("evil site against its own worker (same uid, must not be dumpable):\n%s", out)
 	}
 }
 
@@ -204,8 +248,13 @@ func TestHostileRegainPrivileges(t *testing.T) {
 	bin := testenv.PublicDir(t, 0o755)
 	suid := filepath.Join(bin, "id-suid")
 	copyFile(t, "/usr/bin/id", suid)
-	if err := os.Chmod(suid, 0o4755); err != nil {
+	// os.Chmod takes the setuid bit as os.ModeSetuid (0o4755 would be
+	// plain 0o755), and the test proves nothing unless the bit is set.
+	if err := os.Chmod(suid, 0o755|os.ModeSetuid); err != nil {
 		t.Fatal(err)
+	}
+	if fi, err := os.Stat(suid); err != nil || fi.Mode()&os.ModeSetuid == 0 {
+		t.Fatalf("%s is not setuid: %v %v", suid, fi.Mode(), err)
 	}
 	capcat := filepath.Join(bin, "cat-caps")
 	copyFile(t, "/bin/cat", capcat)
@@ -223,7 +272,10 @@ func TestHostileRegainPrivileges(t *testing.T) {
 		}
 		t.Skip("skipped: setcap is not installed")
 	}
-	if out, err := exec.Command(setcap, "cap_setuid,cap_dac_override+ep", capcat).CombinedOutput(); err != nil {
+	// CAP_SETUID is in the master's bounding set, so without the
+	// workers' empty bounding set and no_new_privs the binary would run
+	// with it.
+	if out, err := exec.Command(setcap, "cap_setuid+ep", capcat).CombinedOutput(); err != nil {
 		t.Fatalf("setcap: %v %s", err, out)
 	}
 	out := h.php(t, fmt.Sprintf(`
@@ -255,18 +307,22 @@ func copyFile(t *testing.T, src, dst string) {
 	}
 }
 
-// Slowloris: hundreds of connections sending a header a byte at a time
-// hold no worker (the multiplexer reads heads, each with a deadline)
+// Slowloris: hundreds of connections sending a routable request line
+// and Host, then a header a byte at a time, hold no worker (the
+// multiplexer reads whole heads, each with a deadline, before passing)
 // while a normal client keeps its latency: the median of its requests
 // during the attack stays within twice its median before (plus 50ms of
-// slack for a 2-core machine busy with the attackers).
+// slack for a 2-core machine busy with the attackers), and none of its
+// requests takes a second.
 func TestHostileSlowloris(t *testing.T) {
 	h := startHostile(t)
 	measure := func() (median, worst time.Duration) {
 		var lat []time.Duration
 		for range 20 {
 			t0 := time.Now()
-			if code, _ := h.d.get("victim.test", "/"); code != 200 {
+			// A new connection each time, through a multiplexer: a
+			// kept-alive one would stay with its worker.
+			if code, _ := newClientGet(t, h.d.addr, "victim.test", "/"); code != 200 {
 				t.Errorf("normal request: %d", code)
 			}
 			lat = append(lat, time.Since(t0))
@@ -287,7 +343,13 @@ func TestHostileSlowloris(t *testing.T) {
 				return
 			}
 			defer c.Close()
-			req := "GET / HTTP/1.1\r\nHost: victim.test\r\nX-Slow-" + fmt.Sprint(i) + ": " + strings.Repeat("a", 100)
+			// The request line and Host come at once, so the head is
+			// routable at once: only waiting for the whole head keeps
+			// the connection off the victim's workers.
+			if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: victim.test\r\n"); err != nil {
+				return
+			}
+			req := "X-Slow-" + fmt.Sprint(i) + ": " + strings.Repeat("a", 100)
 			for j := 0; j < len(req); j++ {
 				select {
 				case <-stop:
@@ -308,6 +370,10 @@ func TestHostileSlowloris(t *testing.T) {
 	if during > 2*before+50*time.Millisecond {
 		t.Errorf("median latency rose from %v to %v under slowloris", before, during)
 	}
+	// No request may wait for a worker that a slow head holds.
+	if worst > time.Second {
+		t.Errorf("a request took %v under slowloris (median %v): it waited for a worker", worst, during)
+	}
 }
 
 // Request smuggling and malformed framing are refused by the multiplexer
@@ -318,15 +384,20 @@ func TestHostileSmuggling(t *testing.T) {
 	for _, c := range []struct {
 		name, req string
 		want      int
+		// mux: a head whose Host or framing parsers could read two
+		// ways is refused by the multiplexer itself and never reaches
+		// a worker (whose net/http would also refuse most of them).
+		mux bool
 	}{
-		{"CL and TE", "POST / HTTP/1.1\r\nHost: victim.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
-		{"two CLs", "POST / HTTP/1.1\r\nHost: victim.test\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde", 400},
-		{"obs-fold", "GET / HTTP/1.1\r\nHost: victim.test\r\nX: a\r\n b\r\n\r\n", 400},
-		{"bare CR", "GET / HTTP/1.1\r\nHost: victim.test\r\nX: a\rb\r\n\r\n", 400},
-		{"two hosts", "GET / HTTP/1.1\r\nHost: victim.test\r\nHost: evil.test\r\n\r\n", 400},
-		{"NUL in path", "GET /a\x00b HTTP/1.1\r\nHost: victim.test\r\n\r\n", 400},
-		{"traversal", "GET /../../../etc/passwd HTTP/1.1\r\nHost: victim.test\r\n\r\n", 404},
-		{"encoded traversal", "GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: victim.test\r\n\r\n", 404},
+		{"CL and TE", "POST / HTTP/1.1\r\nHost: victim.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, false},
+		{"two CLs", "POST / HTTP/1.1\r\nHost: victim.test\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde", 400, false},
+		{"obs-fold", "GET / HTTP/1.1\r\nHost: victim.test\r\nX: a\r\n b\r\n\r\n", 400, true},
+		{"bare CR", "GET / HTTP/1.1\r\nHost: victim.test\r\nX: a\rb\r\n\r\n", 400, true},
+		{"bare LF", "GET / HTTP/1.1\nHost: victim.test\n\n", 400, true},
+		{"two hosts", "GET / HTTP/1.1\r\nHost: victim.test\r\nHost: evil.test\r\n\r\n", 400, true},
+		{"NUL in path", "GET /a\x00b HTTP/1.1\r\nHost: victim.test\r\n\r\n", 400, true},
+		{"traversal", "GET /../../../etc/passwd HTTP/1.1\r\nHost: victim.test\r\n\r\n", 404, false},
+		{"encoded traversal", "GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: victim.test\r\n\r\n", 404, false},
 	} {
 		resp, err := rawRequest(t, h.d.addr, c.req)
 		if err != nil {
@@ -336,6 +407,12 @@ func TestHostileSmuggling(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		if resp.StatusCode != c.want || strings.Contains(string(body), "root:") {
 			t.Errorf("%s: %d %q, want %d", c.name, resp.StatusCode, body, c.want)
+		}
+		// The multiplexer's answers say why, end in a newline and
+		// carry a Content-Length; net/http's early 400s in a worker
+		// carry none.
+		if c.mux && (resp.ContentLength != int64(len(body)) || !strings.HasPrefix(string(body), fmt.Sprintf("%d %s: ", c.want, http.StatusText(c.want)))) {
+			t.Errorf("%s: answered %d %q (Content-Length %d), not by the multiplexer: the request reached a worker", c.name, resp.StatusCode, body, resp.ContentLength)
 		}
 	}
 }
@@ -466,6 +543,18 @@ func TestFaultsUnderLoad(t *testing.T) {
 	phase("kill -9 a multiplexer", func() { syscall.Kill(muxes[0], syscall.SIGKILL) })
 	close(stop)
 	wg.Wait()
+
+	// The killed multiplexer is replaced: the other one kept serving,
+	// but without a replacement the next crash would leave none.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		_, now, _ := h.pids(t)
+		if len(now) == len(muxes) && !slices.Contains(now, muxes[0]) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("multiplexers %v 5s after killing %d of %v: it was not replaced", now, muxes[0], muxes)
+		}
+	}
 
 	// The master holds what it held before: the replaced worker and
 	// multiplexer left nothing behind. Pipes come and go with children

@@ -410,6 +410,12 @@ func TestTLSCheck(t *testing.T) {
 	_, bobKey, _ := tlsFiles(t, dir, "bobs", bob, []string{"alice.test"}, time.Now().AddDate(0, 1, 0))
 	expired, expiredKey, _ := tlsFiles(t, dir, "expired", alice, []string{"alice.test"}, time.Now().Add(-time.Minute))
 	wrongName, wrongNameKey, _ := tlsFiles(t, dir, "wrongname", alice, []string{"other.test"}, time.Now().AddDate(0, 1, 0))
+	// Alice's own key, readable by everyone: another site's PHP could
+	// take it.
+	openKey := filepath.Join(dir, "open.key")
+	if b, err := os.ReadFile(goodKey); err != nil || os.WriteFile(openKey, b, 0o444) != nil || os.Chmod(openKey, 0o444) != nil || os.Chown(openKey, int(alice), int(alice)) != nil {
+		t.Fatalf("a world-readable copy of %s: %v", goodKey, err)
+	}
 	cfg := func(cert, key string) string {
 		path := filepath.Join(t.TempDir(), "mpmd.toml")
 		text := fmt.Sprintf("[server]\nlisten = [\"127.0.0.1:1\"]\ntls_listen = [\"127.0.0.1:2\"]\nadmin = \"off\"\n\n[identity.alice]\nuser = \"%d\"\ngroup = \"%d\"\n\n[[vhost]]\nserver_name = \"alice.test\"\naliases = [\"www.alice.test\"]\ndocument_root = %q\nidentity = \"alice\"\ntls_certificate = %q\ntls_key = %q\n", alice, alice, docroot, cert, key)
@@ -427,6 +433,7 @@ func TestTLSCheck(t *testing.T) {
 	}
 	for _, c := range []struct{ name, cert, key, want string }{
 		{"key of another user", good, bobKey, "this identity cannot read tls_key"},
+		{"key readable by others", good, openKey, "only its owner should read it"},
 		{"key of another certificate", good, expiredKey, "do not go together"},
 		{"expired", expired, expiredKey, "expired on"},
 		{"names not covered", wrongName, wrongNameKey, "does not cover the name alice.test"},
