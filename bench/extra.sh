@@ -13,12 +13,12 @@
 # Needs root (mpmd switches to the numeric uids 2201-2300 and 2301; no
 # accounts are created) but not the anchors: no Apache here.
 #
-# Env: REPS (3), N_NEW (5000), N_KA (20000), N_SITES (100), COLD_N (20).
+# Env: REPS (3), N_NEW (10000), N_KA (50000), N_SITES (100), COLD_N (20).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
 REPS=${REPS:-3}
-N_NEW=${N_NEW:-5000}; N_KA=${N_KA:-20000}
+N_NEW=${N_NEW:-10000}; N_KA=${N_KA:-50000}
 N_SITES=${N_SITES:-100}; COLD_N=${COLD_N:-20}
 OUT="$HERE/results/$(date +%Y%m%d-%H%M%S)-extra"
 WORK=/run/mpmd-bench-extra
@@ -211,6 +211,19 @@ snapshot() {
 declare -A MEM NPROC
 sleep 1 # let the multiplexers finish starting
 snapshot idle; MEM[idle]=$MEM_MIB; NPROC[idle]=$MEM_N
+# CPU the idle daemon burns (every pool has its own watcher and ticker),
+# as % of one CPU over 3 s: utime + stime of the master and descendants
+cpu_ticks() {
+    local pid t=0
+    for pid in $(descendants "$SITES_PID"); do
+        t=$((t + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+    done
+    echo $t
+}
+c0=$(cpu_ticks); sleep 3; c1=$(cpu_ticks)
+IDLE_CPU=$(awk -v d=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.1f", 100 * d / hz / 3}')
+IDLE_THREADS=$(ls "/proc/$SITES_PID/task" | wc -l)
+echo "idle: ${IDLE_CPU} % of one CPU, master threads $IDLE_THREADS" >&2
 
 # cold start: time_total of the first request to an idle pool and of a
 # second request right after (a new connection too), for sites 1..COLD_N
@@ -253,7 +266,7 @@ cleanup
     echo "| dispatch, new connection per request (ab -c8), mpmd / plain net/http | $(ratio "${M[mpmd.new]}" "${M[plain.new]}")x | >= 0.9x | median req/s mpmd ${M[mpmd.new]} (${R[mpmd.new]# }), plain ${M[plain.new]} (${R[plain.new]# }) |"
     echo "| dispatch, keep-alive (ab -k -c8), mpmd / plain net/http | $(ratio "${M[mpmd.ka]}" "${M[plain.ka]}")x | >= 0.97x | median req/s mpmd ${M[mpmd.ka]} (${R[mpmd.ka]# }), plain ${M[plain.ka]} (${R[plain.ka]# }); requests on a kept-alive connection: mpmd $KA_PCT_MPMD %, plain $KA_PCT_PLAIN % |"
     echo "| cold start: added latency of the first request to an idle pool | $COLD_ADDED ms | <= 5 ms | median over $COLD_N identities; first $COLD_FIRST ms, warm $COLD_WARM ms (medians) |"
-    echo "| PSS, $N_SITES identities idle | ${MEM[idle]} MiB | <= 64 MiB | ${NPROC[idle]} processes: $(paste -sd';' "$OUT/mem-idle.txt.summary" | sed 's/;/; /g') |"
+    echo "| PSS, $N_SITES identities idle | ${MEM[idle]} MiB | <= 64 MiB | ${NPROC[idle]} processes: $(paste -sd';' "$OUT/mem-idle.txt.summary" | sed 's/;/; /g'); idle, they use $IDLE_CPU % of one CPU; the master has $IDLE_THREADS threads |"
     echo "| PSS after one static request to each site | ${MEM[static]} MiB | - | ${NPROC[static]} processes: $(paste -sd';' "$OUT/mem-static.txt.summary" | sed 's/;/; /g') |"
     echo "| PSS after one PHP (fastcgi) request to each site | ${MEM[php]} MiB | - | ${NPROC[php]} processes: $(paste -sd';' "$OUT/mem-php.txt.summary" | sed 's/;/; /g') |"
 } | tee "$OUT/table.md"
