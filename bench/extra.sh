@@ -48,7 +48,7 @@ descendants() { # pid: the pid and all its descendants, one a line
                                          for (j = 1; j <= m; j++) q[++n] = k[j] } }'
 }
 stop() { # pid: TERM it, wait, then TERM any descendant left behind
-    local pid=$1 left
+    local pid=$1 left p
     left=$(descendants "$pid" | tail -n +2)
     kill -TERM "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
@@ -61,9 +61,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_listen() { # port: until something listens on it (without connecting:
-    # a connection to mpmd's 100-site daemon would not start a pool, but
-    # there is no reason to send it anything before the idle snapshot)
+wait_listen() { # port: until something listens on it. Checked with ss,
+    # not by connecting: nothing reaches the 100-site daemon before its
+    # idle snapshot.
     local i
     for i in $(seq 1 100); do
         [ -n "$(ss -Hltn "sport = :$1")" ] && return 0
@@ -123,6 +123,7 @@ start_mpmd() { # name: config in $WORK/<name>.toml, log in $OUT
     MPMD_PID=$!
 }
 
+# the middle value (for an even count, the lower of the two middle ones)
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "-" }'; }
 
@@ -220,8 +221,8 @@ cpu_ticks() {
     done
     echo $t
 }
-c0=$(cpu_ticks); sleep 3; c1=$(cpu_ticks)
-IDLE_CPU=$(awk -v d=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.1f", 100 * d / hz / 3}')
+cpu0=$(cpu_ticks); sleep 3; cpu1=$(cpu_ticks)
+IDLE_CPU=$(awk -v d=$((cpu1 - cpu0)) -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.1f", 100 * d / hz / 3}')
 IDLE_THREADS=$(ls "/proc/$SITES_PID/task" | wc -l)
 echo "idle: ${IDLE_CPU} % of one CPU, master threads $IDLE_THREADS" >&2
 
