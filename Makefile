@@ -2,7 +2,7 @@
 GO ?= go
 export CGO_ENABLED := 0
 
-.PHONY: test deps fmt vet unit race demo dropdemo build clean bench
+.PHONY: test deps fmt vet unit race demo dropdemo build clean bench bench-extra
 
 ## test: everything CI runs: tools, gofmt, vet, all tests, race detector
 test: deps fmt vet unit race
@@ -35,9 +35,14 @@ dropdemo: build
 	@if [ "$$(id -u)" -ne 0 ]; then echo "NOTE: not root: the demo can show the threads but not drop them; run as root to see the drop."; fi
 	bin/dropdemo
 
-## bench: mpmd vs the anchors on loopback, one table (root; see bench/README.md)
+## bench: mpmd vs the anchors on loopback, then bench-extra (root; see bench/README.md)
 bench:
 	bench/run.sh
+	bench/extra.sh
+
+## bench-extra: dispatch overhead, cold start, PSS of 100 identities (root, no anchors needed)
+bench-extra:
+	bench/extra.sh
 
 build:
 	$(GO) build -o bin/mpmd ./examples/mpmd
