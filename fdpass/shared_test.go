@@ -6,12 +6,11 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/gompm/mpm/internal/procstatus"
 	"golang.org/x/sys/unix"
 )
 
@@ -171,7 +170,7 @@ func TestSharedWakesOneReceiver(t *testing.T) {
 
 // sharedRun sends messages one at a time to n receivers waiting on one
 // shared socket and returns the context switches it took.
-func sharedRun(t *testing.T, n, messages int) int64 {
+func sharedRun(t *testing.T, n, messages int) uint64 {
 	send, recv := sharedPair(t)
 	var socks []*Socket
 	for range n {
@@ -197,7 +196,7 @@ func sharedRun(t *testing.T, n, messages int) int64 {
 	// Let every receiver block in epoll_wait, then send one message at a
 	// time, each after the previous one was taken.
 	time.Sleep(100 * time.Millisecond)
-	before := contextSwitches(t)
+	before := wakeups(t)
 	for i := range messages {
 		if err := send.Send(testCtx(t), fmt.Appendf(nil, "m%d", i)); err != nil {
 			t.Fatal(err)
@@ -209,31 +208,17 @@ func sharedRun(t *testing.T, n, messages int) int64 {
 		}
 		time.Sleep(time.Millisecond) // the receiver goes back to waiting
 	}
-	return contextSwitches(t) - before
+	return wakeups(t) - before
 }
 
-// contextSwitches is the number of times the threads of this process
-// gave up the CPU while waiting: a receiver woken for nothing and put
-// back to sleep inside epoll_wait counts there even though its
-// epoll_wait did not return.
-func contextSwitches(t *testing.T) int64 {
+// wakeups is the number of times the threads of this process gave up the
+// CPU to wait: a receiver woken and put back to sleep inside epoll_wait
+// counts there even though its epoll_wait did not return.
+func wakeups(t *testing.T) uint64 {
 	t.Helper()
-	tasks, err := os.ReadDir("/proc/self/task")
+	n, _, err := procstatus.Wakeups(0)
 	if err != nil {
 		t.Fatal(err)
-	}
-	var n int64
-	for _, task := range tasks {
-		b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/status")
-		if err != nil {
-			continue // the thread exited
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "voluntary_ctxt_switches:"); ok {
-				c, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-				n += c
-			}
-		}
 	}
 	return n
 }

@@ -39,6 +39,10 @@ type Status struct {
 	Seccomp    int       // Seccomp mode
 	Threads    int       // Threads: the number of threads of the process
 	VmRSSKiB   uint64    // VmRSS, in KiB (0 for kernel threads)
+	// VoluntarySwitches is voluntary_ctxt_switches: how many times the
+	// task gave up the CPU to wait. Summed over a process's threads, it
+	// counts wake-ups.
+	VoluntarySwitches uint64
 }
 
 // Parse reads a status file's content.
@@ -88,6 +92,8 @@ func Parse(r io.Reader) (Status, error) {
 			s.Seccomp, err = strconv.Atoi(v)
 		case "Threads":
 			s.Threads, err = strconv.Atoi(v)
+		case "voluntary_ctxt_switches":
+			s.VoluntarySwitches, err = strconv.ParseUint(v, 10, 64)
 		case "VmRSS":
 			s.VmRSSKiB, err = strconv.ParseUint(strings.TrimSuffix(v, " kB"), 10, 64)
 		}
@@ -253,4 +259,19 @@ func FDs(pid int) (map[int]string, error) {
 		out[fd] = target
 	}
 	return out, nil
+}
+
+// Wakeups returns the voluntary context switches of every thread of
+// process pid (0: self), summed, and the number of threads. A thread
+// woken and put back to sleep inside a system call counts too, which is
+// what makes it the measure of a thundering herd.
+func Wakeups(pid int) (switches uint64, threads int, err error) {
+	ts, err := Threads(pid)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, t := range ts {
+		switches += t.VoluntarySwitches
+	}
+	return switches, len(ts), nil
 }
