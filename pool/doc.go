@@ -11,8 +11,11 @@
 // the sender's and worker's business (mpmd passes connections with package
 // fdpass); the pool only starts and stops the processes around it. The
 // pool keeps the receiving end open itself, so a message queued while no
-// worker runs waits for the next one instead of being lost, and it polls
-// that end: a message waiting with no idle worker starts one at once. That
+// worker runs waits for the next one instead of being lost, and it watches
+// that end: a message waiting with no idle worker starts one at once. One
+// epoll instance watches the queues of all the pools of a process, and a
+// pool with no worker and none wanted does not tick: idle sites cost the
+// master neither a thread nor a wake-up. That
 // is how a pool with Min = 0 holds no process until its first connection.
 // A sender that cannot queue within [Pool.QueueTimeout] should answer 503.
 //

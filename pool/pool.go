@@ -247,10 +247,15 @@ func (p *Pool) live() []SlotInfo {
 	return out
 }
 
+// recvFD is the receiving end's descriptor. The file was made from a
+// blocking descriptor, so it is not in the runtime's poller and Fd leaves
+// its mode alone.
+func (p *Pool) recvFD() int { return int(p.recv.Fd()) }
+
 // pending reports whether a message waits in the dispatch queue, which
 // with no idle worker means a connection needs one.
 func (p *Pool) pending() bool {
-	fds := []unix.PollFd{{Fd: int32(p.recv.Fd()), Events: unix.POLLIN}}
+	fds := []unix.PollFd{{Fd: int32(p.recvFD()), Events: unix.POLLIN}}
 	n, err := unix.Poll(fds, 0)
 	return err == nil && n > 0 && fds[0].Revents&unix.POLLIN != 0
 }
@@ -259,12 +264,13 @@ func (p *Pool) pending() bool {
 // then it stops the workers (gracefully until StopTimeout, then with
 // SIGKILL) and returns.
 func (p *Pool) Run(ctx context.Context) error {
-	// A waiter on the dispatch queue wakes the loop the moment a
-	// connection arrives for a pool without an idle worker.
-	watching := make(chan struct{})
-	go func() { defer close(watching); p.watchQueue(ctx) }()
-	defer func() { <-watching }() // it polls recv, which Close closes
-	tick := time.NewTicker(100 * time.Millisecond)
+	// A message on the dispatch queue wakes the loop at once, so that a
+	// pool without an idle worker starts one for it.
+	if err := watch.add(p); err != nil {
+		return err
+	}
+	defer watch.remove(p)
+	tick := time.NewTicker(tickEvery)
 	defer tick.Stop()
 	for {
 		p.adjust()
@@ -281,34 +287,36 @@ func (p *Pool) Run(ctx context.Context) error {
 			p.group.Stop(stop)
 			cancel()
 			return nil
-		case <-tick.C:
+		case <-p.tick(tick):
 		case <-p.wake:
 		}
 	}
+}
+
+// tickEvery is how often a pool with workers looks at its scoreboard.
+const tickEvery = 100 * time.Millisecond
+
+// tick returns the ticker's channel, or nil for a pool with nothing to
+// look after: no worker, none wanted, nothing queued. Such a pool sleeps
+// until a message arrives, so that hundreds of idle sites cost the master
+// no wake-ups.
+func (p *Pool) tick(t *time.Ticker) <-chan time.Time {
+	if p.cfg.Min > 0 || p.cfg.MinSpare > 0 {
+		return t.C
+	}
+	p.mu.Lock()
+	n := len(p.children)
+	p.mu.Unlock()
+	if n > 0 || p.pending() {
+		return t.C
+	}
+	return nil
 }
 
 func (p *Pool) poke() {
 	select {
 	case p.wake <- struct{}{}:
 	default:
-	}
-}
-
-// watchQueue pokes the loop when the dispatch queue holds a message. It
-// sleeps briefly after each poke: while every worker is busy the queue
-// stays readable, and the loop needs no more than one poke per change.
-func (p *Pool) watchQueue(ctx context.Context) {
-	for ctx.Err() == nil {
-		fds := []unix.PollFd{{Fd: int32(p.recv.Fd()), Events: unix.POLLIN}}
-		n, err := unix.Poll(fds, 200)
-		if err != nil && err != unix.EINTR {
-			p.cfg.Logger.Error("pool: poll dispatch queue", "pool", p.cfg.Name, "err", err)
-			return
-		}
-		if n > 0 {
-			p.poke()
-			time.Sleep(5 * time.Millisecond)
-		}
 	}
 }
 

@@ -459,3 +459,41 @@ func TestMasterKilledLeavesNoWorker(t *testing.T) {
 		}
 	}
 }
+
+// TestIdlePoolsSleep: on-demand pools with no traffic cost the master no
+// thread each and no wake-ups (a host has hundreds of idle sites), and a
+// message still starts a worker at once.
+func TestIdlePoolsSleep(t *testing.T) {
+	_, threadsBefore, err := procstatus.Wakeups(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const pools = 30
+	hs := make([]*harness, pools)
+	for i := range hs {
+		hs[i] = startPool(t, Config{Name: fmt.Sprintf("idle%d", i), IdleTimeout: time.Minute})
+	}
+	time.Sleep(300 * time.Millisecond) // every loop has gone to sleep
+	before, threads, err := procstatus.Wakeups(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	after, _, err := procstatus.Wakeups(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The Go runtime has a few periodic wake-ups of its own; a poll or a
+	// tick per pool would be hundreds a second.
+	t.Logf("%d idle pools: %d threads (%d before), %d wake-ups in a second", pools, threads, threadsBefore, after-before)
+	if after-before > 50 {
+		t.Errorf("%d idle pools woke the process %d times in a second", pools, after-before)
+	}
+	if threads-threadsBefore > 5 {
+		t.Errorf("%d idle pools added %d threads", pools, threads-threadsBefore)
+	}
+	t0 := time.Now()
+	f := hs[pools/2].send("sleep", 0)
+	hs[pools/2].waitFor("a job on a sleeping pool", 10*time.Second, func(Stats) bool { return exists(f) })
+	t.Logf("first job on a sleeping pool done after %v", time.Since(t0))
+}
