@@ -400,8 +400,16 @@ func muxIdentity(cfg *Config) (privdrop.Identity, error) {
 }
 
 // childEnv is the whole environment of a child: nothing of the master's.
+//
+// GOMAXPROCS=1: a worker serves one connection at a time and a
+// multiplexer's work is short system calls, so one P each is enough; more
+// only add threads that spin and wake each other (measured: with a second
+// P in the multiplexers, new connections through mpmd went 5,105 -> 4,480
+// req/s). Set in the environment rather than by the role, so that the
+// runtime starts with one P and no thread for a second: the privilege
+// drop then visits fewer threads.
 func childEnv() []string {
-	return []string{"PATH=/usr/local/bin:/usr/bin:/bin"}
+	return []string{"PATH=/usr/local/bin:/usr/bin:/bin", "GOMAXPROCS=1"}
 }
 
 // openLog opens an access log for appending, creating it (and its

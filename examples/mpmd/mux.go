@@ -9,8 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
-	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -29,14 +27,6 @@ const roleMux = "mux"
 // vhost's identity. It also takes back connections a worker returns
 // because their next request is for another identity.
 func runMux(ctx context.Context, env *prefork.Env) error {
-	// One P per multiplexer, as for workers: a multiplexer's work is
-	// short system calls, and a second P only adds threads that wake each
-	// other (measured: new connections through mpmd 4,480 -> 5,105
-	// req/s, ab -c 1 on a static file, interleaved runs). More
-	// multiplexers, not more Ps, use more cores.
-	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(1)
-	}
 	planF, err := env.File("plan")
 	if err != nil {
 		return err

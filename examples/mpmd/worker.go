@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,13 +28,8 @@ const roleWorker = "worker"
 // runWorker is a pool worker: it serves HTTP for its identity's vhosts on
 // connections the multiplexers pass to it, one connection at a time.
 func runWorker(ctx context.Context, env *prefork.Env) error {
-	// A worker serves one connection at a time: one P is enough, and on a
-	// machine with many workers more Ps only add idle threads spinning
-	// and waking each other (measured: the top of a profile under load
-	// was the scheduler, not HTTP).
-	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(1)
-	}
+	// One P (GOMAXPROCS=1 from childEnv): a worker serves one
+	// connection at a time.
 	log := env.Logger
 	w, err := pool.Join(env)
 	if err != nil {
