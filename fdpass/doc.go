@@ -33,6 +33,14 @@
 // (shared by every descriptor of it) to blocking mode, after which the
 // parent's own reads block an OS thread and ignore deadlines and Close.
 //
+// A process that is one of many receivers on a shared SOCK_SEQPACKET
+// socket (a pool's worker) opens it with [SharedFileSocket] instead. The
+// Go runtime's poller watches a socket without EPOLLEXCLUSIVE, so with
+// FileSocket every waiting process wakes for each message and all but one
+// find nothing; a shared Socket waits in an epoll instance of its own with
+// EPOLLEXCLUSIVE, which wakes one. It also leaves the socket's blocking
+// mode alone, receiving and sending with MSG_DONTWAIT.
+//
 // Every Socket has socket buffers (SO_SNDBUF, SO_RCVBUF) big enough for
 // the largest message: a SOCK_SEQPACKET message must fit in the sender's
 // buffer whole. The kernel caps the size at net.core.wmem_max (doubled);
