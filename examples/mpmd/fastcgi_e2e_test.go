@@ -86,6 +86,18 @@ func TestFastCGISites(t *testing.T) {
 			t.Errorf("CGI environment lacks %q:\n%s", want, env)
 		}
 	}
+	// A chunked body would reach php-cgi without a CONTENT_LENGTH, and
+	// PHP would read none of it: refused with 411, not lost.
+	req, _ := http.NewRequest("POST", "http://"+d.addr+"/env.php", io.MultiReader(strings.NewReader("a=1")))
+	req.Host = "alice.test"
+	if resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req); err != nil {
+		t.Errorf("chunked POST: %v", err)
+	} else {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusLengthRequired {
+			t.Errorf("chunked POST to PHP in FastCGI mode: %d, want 411", resp.StatusCode)
+		}
+	}
 	if code, _ := d.get("alice.test", "/missing.php"); code != 404 {
 		t.Errorf("missing script: %d, want 404", code)
 	}

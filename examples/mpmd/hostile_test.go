@@ -628,6 +628,18 @@ func TestHostileHugeBody(t *testing.T) {
 	if resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Errorf("2 MiB body over a 1 MiB limit: %d, want 413", resp.StatusCode)
 	}
+	// A chunked body: PHP would read none of it (it reads CONTENT_LENGTH
+	// bytes), so the worker says so rather than run the script without it.
+	req, _ = http.NewRequest("POST", "http://"+h.d.addr+"/index.php", io.MultiReader(strings.NewReader("a=1")))
+	req.Host = "victim.test"
+	resp, err = (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusLengthRequired {
+		t.Errorf("chunked body to PHP: %d, want 411", resp.StatusCode)
+	}
 	if code, _ := h.d.get("victim.test", "/"); code != 200 {
 		t.Errorf("victim after the huge body: %d", code)
 	}

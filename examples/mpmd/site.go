@@ -196,6 +196,15 @@ func (s *site) servePHP(w http.ResponseWriter, r *http.Request, script, pathInfo
 		http.Error(w, "forbidden", http.StatusForbidden)
 		return
 	}
+	if r.ContentLength < 0 {
+		// A body of unknown length (chunked). PHP reads CONTENT_LENGTH
+		// bytes of its input, so it would get none of it: lost without a
+		// word in FastCGI mode, a bare 400 from net/http/cgi. 411 tells
+		// the client what to send instead.
+		w.Header().Set("Connection", "close")
+		http.Error(w, "a request body for PHP needs a Content-Length header (chunked bodies are not passed to PHP)", http.StatusLengthRequired)
+		return
+	}
 	filename := filepath.Join(s.root, script)
 	scriptName := "/" + script
 	https := "off"
