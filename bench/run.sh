@@ -37,6 +37,7 @@ is_cgi() { case $1 in mpmd-cgi|cgi-suexec|go-cgi) return 0 ;; esac; return 1; }
 
 # ---- mpmd: one daemon per PHP mode, the anchors' users and docroots
 MPMD_PIDS=()
+CGIFLOOR_PID= # see start_cgifloor
 start_mpmd() { # mode port
     local mode=$1 p=$2 dir=$WORK/$1
     if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "port $p already in use" >&2; exit 1; fi
@@ -82,19 +83,31 @@ TOML
 
 cleanup() {
     local s
-    for p in "${MPMD_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${MPMD_PIDS[@]}" $CGIFLOOR_PID; do kill -TERM "$p" 2>/dev/null || true; done
     for s in $SYSTEMS; do
         case $s in mpmd-*) ;; *) "$ANCHORS/run.sh" stop "$s" >/dev/null 2>&1 || true ;; esac
     done
-    for p in "${MPMD_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    for p in "${MPMD_PIDS[@]}" $CGIFLOOR_PID; do wait "$p" 2>/dev/null || true; done
 }
 trap cleanup EXIT
+
+# The plain Go CGI server, built and started here when the anchors' own
+# build of it is missing (setup.sh builds it inside the anchors directory,
+# which may be read-only): same source, same arguments as the anchors'
+# run.sh.
+start_cgifloor() {
+    (cd "$ANCHORS/cgifloor" && CGO_ENABLED=0 go build -trimpath -o "$HERE/.build/cgifloor" .)
+    "$HERE/.build/cgifloor" -addr "127.0.0.1:$(port go-cgi)" \
+        -site alice.test=/srv/www/alice -site bob.test=/srv/www/bob >"$OUT/cgifloor.log" 2>&1 &
+    CGIFLOOR_PID=$!
+}
 
 (cd "$REPO" && CGO_ENABLED=0 go build -o "$HERE/.build/mpmd" ./examples/mpmd)
 for s in $SYSTEMS; do
     case $s in
         mpmd-cgi) start_mpmd cgi "$(port $s)" ;;
         mpmd-fastcgi) start_mpmd fastcgi "$(port $s)" ;;
+        go-cgi) if [ -x "$ANCHORS/.build/cgifloor" ]; then "$ANCHORS/run.sh" start go-cgi >/dev/null; else start_cgifloor; fi ;;
         *) "$ANCHORS/run.sh" start "$s" >/dev/null ;;
     esac
 done
