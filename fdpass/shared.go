@@ -240,7 +240,14 @@ func (c *exclusiveConn) SetReadDeadline(t time.Time) error {
 	c.rdl = t
 	c.mu.Unlock()
 	if sooner {
-		c.kick()
+		// A context's cancellation sets the deadline from its own
+		// goroutine, possibly after Close: the eventfd's number may
+		// belong to another file by then.
+		c.use.RLock()
+		if closed, _ := c.state(true); !closed {
+			c.kick()
+		}
+		c.use.RUnlock()
 	}
 	return nil
 }

@@ -222,3 +222,46 @@ func wakeups(t *testing.T) uint64 {
 	}
 	return n
 }
+
+// A deadline set after Close (a context cancelled late does that) must
+// not write to the eventfd's old number, which may belong to another
+// file by then.
+func TestSharedDeadlineAfterClose(t *testing.T) {
+	_, recv := sharedPair(t)
+	s, err := SharedFileSocket(recv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := s.uc.(*exclusiveConn)
+	old := c.evfd
+	s.Close()
+	// Take the freed numbers with socket pairs until one end lands on
+	// old; whatever is written to that end arrives at the other.
+	peer := -1
+	for range 8 {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(fds[0])
+		defer unix.Close(fds[1])
+		if fds[0] == old {
+			peer = fds[1]
+		} else if fds[1] == old {
+			peer = fds[0]
+		}
+		if peer >= 0 {
+			break
+		}
+	}
+	if peer < 0 {
+		t.Fatalf("no socket got the eventfd's old number %d", old)
+	}
+	c.SetReadDeadline(time.Unix(1, 0))
+	var b [16]byte
+	if n, err := unix.Read(peer, b[:]); n > 0 {
+		t.Fatalf("SetReadDeadline after Close wrote %d bytes into the socket that now has the eventfd's number", n)
+	} else if err != unix.EAGAIN {
+		t.Fatalf("read the socket: %d, %v; want nothing to read", n, err)
+	}
+}
