@@ -606,3 +606,52 @@ func rawRequest(t *testing.T, addr, req string) (*http.Response, error) {
 	}
 	return resp, err
 }
+
+// TestRecycleUnderLoad: workers that recycle after every request
+// (max_requests = 1) under concurrent new connections lose none of them:
+// a worker that is done takes no more connections from the queue, and
+// one it took is served before the worker exits.
+func TestRecycleUnderLoad(t *testing.T) {
+	testenv.RequireRoot(t)
+	addr := freePort(t)
+	sites := []testSite{{name: "rec", uid: testenv.FreeID(t, 2361), pages: map[string]string{"hello.txt": "hello\n"}}}
+	testenv.FreeID(t, 2362)
+	server := "multiplexer_user = \"2362\"\nmultiplexer_group = \"2362\"\n\n[pool]\nmin = 2\nmax = 4\nmin_spare = 2\nmax_spare = 4\nmax_requests = 1\n"
+	d := startDaemon(t, addr, "-config", writeSites(t, addr, server, sites))
+	const clients, each = 4, 60
+	var (
+		mu       sync.Mutex
+		failures []string
+		wg       sync.WaitGroup
+	)
+	fail := func(what string) {
+		mu.Lock()
+		failures = append(failures, what)
+		mu.Unlock()
+	}
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+			for range each {
+				req, _ := http.NewRequest("GET", "http://"+addr+"/hello.txt", nil)
+				req.Host = "rec.test"
+				resp, err := c.Do(req)
+				if err != nil {
+					fail(err.Error())
+					continue
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || string(b) != "hello\n" {
+					fail(fmt.Sprintf("%d %q", resp.StatusCode, b))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Errorf("%d of %d requests failed while every worker recycled after one request: %q\n%s", len(failures), clients*each, failures, d.out)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -122,9 +123,15 @@ func runWorker(ctx context.Context, env *prefork.Env) error {
 		go h.tls.rotate(ctx)
 	}
 	h.srv = srv
+	recycled := make(chan struct{})
 	h.recycle = func() {
-		// Served enough: stop taking connections, finish this one.
-		go srv.Shutdown(context.Background())
+		// Served enough: take no more connections, finish the one in
+		// hand (and one received in the meantime), then exit.
+		ln.finish()
+		go func() {
+			srv.Shutdown(context.Background())
+			close(recycled)
+		}()
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
@@ -132,6 +139,10 @@ func runWorker(ctx context.Context, env *prefork.Env) error {
 	case err := <-done:
 		if errors.Is(err, http.ErrServerClosed) {
 			w.Exiting()
+			// Serve returns as soon as Shutdown begins; Shutdown
+			// returns when the last connection has been served.
+			// Exiting before that drops it without an answer.
+			<-recycled
 			return nil
 		}
 		return err
@@ -161,7 +172,15 @@ type oneAtATime struct {
 
 	mu   sync.Mutex
 	idle chan struct{} // closed when the current connection stops being idle
+
+	// finished is set when the worker has served its last request: it
+	// takes no more connections from the queue, where another worker
+	// will get them.
+	finished atomic.Bool
 }
+
+// finish makes Accept take no more connections.
+func (l *oneAtATime) finish() { l.finished.Store(true) }
 
 func (l *oneAtATime) Accept() (net.Conn, error) {
 	select {
@@ -169,6 +188,13 @@ func (l *oneAtATime) Accept() (net.Conn, error) {
 	case <-l.closed:
 		// http.Server.Shutdown waits for Serve to leave Accept before it
 		// closes the idle connection that holds the token.
+		return nil, net.ErrClosed
+	}
+	if l.finished.Load() {
+		// Wait for Shutdown to close the listener, so that Serve sees
+		// a closed listener, not an error.
+		l.free <- struct{}{}
+		<-l.closed
 		return nil, net.ErrClosed
 	}
 	l.w.Idle()
