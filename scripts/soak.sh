@@ -52,13 +52,26 @@ end=$(( $(date +%s) + secs ))
 wrk -t2 -c16 -d"$duration" -H 'Host: bob.demo' "http://$addr/hello.txt" >"$dir/wrk.txt" &
 wrkpid=$!
 php_ok=0 php_fail=0
+# req runs one curl and counts it; a failure is written to failures.txt
+# with the time, curl's exit status and error, and the HTTP codes seen,
+# so that its cause can be looked for in mpmd.log.
+req() {
+	local out rc
+	out=$(curl -sS -w '%{http_code} ' --max-time 10 "$@" 2>&1) && rc=0 || rc=$?
+	if [ "$rc" = 0 ] && [[ "$out" =~ ^(2[0-9][0-9] )+$ ]]; then
+		php_ok=$((php_ok + 1))
+		return
+	fi
+	php_fail=$((php_fail + 1))
+	echo "$(date -u +%H:%M:%S.%N) exit=$rc codes/error: $out; request: $*" >>"$dir/failures.txt"
+}
 while [ "$(date +%s)" -lt "$end" ]; do
 	for h in alice.demo bob.demo; do
-		if curl -fs -o /dev/null --max-time 10 -H "Host: $h" "http://$addr/index.php"; then php_ok=$((php_ok + 1)); else php_fail=$((php_fail + 1)); fi
+		req -o /dev/null -H "Host: $h" "http://$addr/index.php"
 	done
 	# keep-alive across identities on one connection
-	curl -fs -o /dev/null -o /dev/null --max-time 10 --resolve "alice.demo:${addr##*:}:127.0.0.1" --resolve "bob.demo:${addr##*:}:127.0.0.1" \
-		"http://alice.demo:${addr##*:}/hello.txt" "http://bob.demo:${addr##*:}/hello.txt" || php_fail=$((php_fail + 1))
+	req -o /dev/null -o /dev/null --resolve "alice.demo:${addr##*:}:127.0.0.1" --resolve "bob.demo:${addr##*:}:127.0.0.1" \
+		"http://alice.demo:${addr##*:}/hello.txt" "http://bob.demo:${addr##*:}/hello.txt"
 done
 wait $wrkpid
 sleep 5
@@ -69,6 +82,12 @@ echo "soak: php and keep-alive requests: $php_ok ok, $php_fail failed"
 status=0
 if [ $((f1 - f0)) -gt 32 ]; then echo "soak: FAIL: descriptors grew by $((f1 - f0))"; status=1; fi
 if [ $((r1 - r0)) -gt $((64 * 1024)) ]; then echo "soak: FAIL: RSS grew by $(((r1 - r0) / 1024)) MiB"; status=1; fi
-if [ "$php_fail" -gt 0 ]; then echo "soak: FAIL: $php_fail requests failed"; status=1; fi
+if [ "$php_fail" -gt 0 ]; then
+	echo "soak: FAIL: $php_fail requests failed:"
+	sed 's/^/  /' "$dir/failures.txt"
+	echo "soak: warnings and errors in $dir/mpmd.log:"
+	grep -E 'level=(WARN|ERROR)' "$dir/mpmd.log" | tail -20 | sed 's/^/  /'
+	status=1
+fi
 [ $status -eq 0 ] && echo "soak: OK"
 exit $status
