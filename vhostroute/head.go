@@ -270,6 +270,8 @@ type headParser struct {
 	proto        [2]int
 	host         [2]int
 	hostSeen     bool
+	// Content-Length and Transfer-Encoding seen: both at once is refused.
+	lengthSeen, codingSeen bool
 }
 
 // scan checks every complete line from p.next on. It reports done at the
@@ -435,7 +437,29 @@ func (p *headParser) field(buf []byte, start, end int) *HeadError {
 		p.hostSeen = true
 		p.host = [2]int{vs, ve}
 	}
+	switch {
+	case equalFoldASCII(name, "content-length"):
+		p.lengthSeen = true
+	case equalFoldASCII(name, "transfer-encoding"):
+		p.codingSeen = true
+	}
 	return nil
+}
+
+// equalFoldASCII reports whether b is s (lower-case ASCII) in any case.
+func equalFoldASCII(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // finish checks the head as a whole and builds the Head.
@@ -449,6 +473,13 @@ func (p *headParser) finish(buf []byte) (Head, error) {
 	h.Proto = rl[p.proto[0]-off : p.proto[1]-off]
 	http11 := h.Proto != "HTTP/1.0"
 
+	if p.lengthSeen && p.codingSeen {
+		// RFC 9112 §6.3: Transfer-Encoding overrides Content-Length,
+		// and such a message "ought to be handled as an error": it is
+		// how request smuggling works, two parsers reading two
+		// different bodies. Refused here, before any worker sees it.
+		return h, headErr(http.StatusBadRequest, nil, "both Content-Length and Transfer-Encoding")
+	}
 	if http11 && !p.hostSeen {
 		// RFC 9112 §3.2: 400 for an HTTP/1.1 request without Host, even
 		// with an absolute-form target.

@@ -114,6 +114,8 @@ func TestParseHead(t *testing.T) {
 		{"absolute form, HTTP/1.1 without Host", "GET http://b.example/ HTTP/1.1\r\n\r\n", bad(400, "without a Host")},
 		{"two Host fields", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", bad(400, "more than one Host")},
 		{"two identical Host fields", "GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n", bad(400, "more than one Host")},
+		{"Content-Length and Transfer-Encoding", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n", bad(400, "both Content-Length and Transfer-Encoding")},
+		{"Transfer-Encoding and Content-Length, any case", "POST / HTTP/1.1\r\nHost: a\r\ntransfer-ENCODING: chunked\r\nCONTENT-length: 4\r\n\r\n", bad(400, "both Content-Length and Transfer-Encoding")},
 		{"Host list", "GET / HTTP/1.1\r\nHost: a, b\r\n\r\n", bad(400, "invalid Host")},
 		{"Host with path", "GET / HTTP/1.1\r\nHost: a/../b\r\n\r\n", bad(400, "invalid Host")},
 		{"Host with empty label", "GET / HTTP/1.1\r\nHost: a..b\r\n\r\n", bad(400, "empty label")},
