@@ -100,6 +100,11 @@ func (m *master) run(ctx context.Context, cfg *Config) error {
 	if err != nil {
 		return err
 	}
+	// Current from the start: the status page asks for its stats as soon
+	// as it runs, and the capability trim below takes a while.
+	m.mu.Lock()
+	m.cur = g
+	m.mu.Unlock()
 	if cfg.Server.Admin != "off" {
 		if m.status, err = m.startStatus(cfg); err != nil {
 			g.stop(prefork.StopImmediate)
@@ -119,9 +124,6 @@ func (m *master) run(ctx context.Context, cfg *Config) error {
 			return fmt.Errorf("trim the master's capabilities: %w", err)
 		}
 	}
-	m.mu.Lock()
-	m.cur = g
-	m.mu.Unlock()
 
 	kind := prefork.WaitSignals(ctx, func() { m.reload(cfg.file) }, nil)
 	m.log.Info("stopping", "how", kind.String())
