@@ -128,9 +128,10 @@
 //
 // Every head accepted here is also accepted by net/http with the same
 // method, target and host: the tests and the fuzz target check it.
-// Content-Length and Transfer-Encoding are not examined: the body is
-// the worker's business, and the worker reads it from Raw and the
-// connection as one stream.
+// A head with both Content-Length and Transfer-Encoding is refused (400):
+// RFC 9112 §6.3 says to treat it as an error, and it is how request
+// smuggling works. Otherwise the body is the worker's business: the
+// worker reads it from Raw and the connection as one stream.
 //
 // # Peeking at a ClientHello
 //
