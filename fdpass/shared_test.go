@@ -161,7 +161,7 @@ func TestSharedWakesOneReceiver(t *testing.T) {
 	const messages = 100
 	one := sharedRun(t, 1, messages)
 	eight := sharedRun(t, 8, messages)
-	extra := float64(eight-one) / messages
+	extra := (float64(eight) - float64(one)) / messages // uint64s: eight may be the smaller
 	t.Logf("context switches per message: %.1f with 1 receiver waiting, %.1f with 8", float64(one)/messages, float64(eight)/messages)
 	if extra > 3.5 {
 		t.Errorf("each message cost %.1f more context switches with 8 receivers waiting than with 1: idle receivers wake for messages that one of them takes", extra)
