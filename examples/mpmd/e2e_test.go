@@ -213,20 +213,7 @@ func twoSites(t *testing.T, server string, aliceExtra string) (*daemon, []testSi
 // one site's PHP cannot read the other's 0700 document root.
 func TestSitesRunAsTheirOwnUsers(t *testing.T) {
 	d, sites := twoSites(t, "", `php_admin_value = { memory_limit = "77M" }`)
-	for _, c := range []struct{ host, want string }{
-		{"alice.test", "alice.test uid=2201"},
-		{"bob.test", "bob.test uid=2202"},
-	} {
-		if code, body := d.get(c.host, "/"); code != 200 || body != c.want {
-			t.Errorf("GET %s/: %d %q, want 200 %q", c.host, code, body, c.want)
-		}
-	}
-	if code, body := d.get("bob.test", "/steal.php"); code != 200 || body != "denied" {
-		t.Errorf("bob's PHP reading alice's file: %d %q, want denied", code, body)
-	}
-	if code, body := d.get("alice.test", "/ini.php"); body != "77M" {
-		t.Errorf("php_admin_value memory_limit: %d %q, want 77M", code, body)
-	}
+	checkTwoSites(t, d, sites)
 	if code, body := d.get("alice.test", "/style.css"); code != 200 || !strings.Contains(body, "color: red") {
 		t.Errorf("static file: %d %q", code, body)
 	}
@@ -253,6 +240,27 @@ func TestSitesRunAsTheirOwnUsers(t *testing.T) {
 	}
 	if bytes.Contains(b, []byte("bob.test")) {
 		t.Errorf("alice's access log holds bob's requests:\n%s", b)
+	}
+}
+
+// checkTwoSites checks what both PHP modes give twoSites-like daemons
+// whose alice has php_admin_value memory_limit = "77M": each site's PHP
+// runs as its own uid, bob's PHP cannot read alice's files, and alice's
+// PHP setting reaches her PHP.
+func checkTwoSites(t *testing.T, d *daemon, sites []testSite) {
+	t.Helper()
+	for _, s := range sites {
+		host := s.name + ".test"
+		want := fmt.Sprintf("%s uid=%d", host, s.uid)
+		if code, body := d.get(host, "/"); code != 200 || body != want {
+			t.Errorf("GET %s/: %d %q, want 200 %q", host, code, body, want)
+		}
+	}
+	if code, body := d.get("bob.test", "/steal.php"); code != 200 || body != "denied" {
+		t.Errorf("bob's PHP reading alice's file: %d %q, want denied", code, body)
+	}
+	if code, body := d.get("alice.test", "/ini.php"); body != "77M" {
+		t.Errorf("php_admin_value memory_limit: %d %q, want 77M", code, body)
 	}
 }
 

@@ -53,20 +53,7 @@ func fastcgiSites(t *testing.T, aliceExtra string) (*daemon, []testSite) {
 // PHP, and the CGI environment is the one CGI mode gives.
 func TestFastCGISites(t *testing.T) {
 	d, sites := fastcgiSites(t, `php_admin_value = { memory_limit = "77M" }`)
-	for _, c := range []struct{ host, want string }{
-		{"alice.test", "alice.test uid=2351"},
-		{"bob.test", "bob.test uid=2352"},
-	} {
-		if code, body := d.get(c.host, "/"); code != 200 || body != c.want {
-			t.Errorf("GET %s/: %d %q, want 200 %q", c.host, code, body, c.want)
-		}
-	}
-	if code, body := d.get("bob.test", "/steal.php"); code != 200 || body != "denied" {
-		t.Errorf("bob's PHP reading alice's file: %d %q, want denied", code, body)
-	}
-	if code, body := d.get("alice.test", "/ini.php"); body != "77M" {
-		t.Errorf("php_admin_value memory_limit: %d %q, want 77M", code, body)
-	}
+	checkTwoSites(t, d, sites)
 	if _, body := d.get("bob.test", "/ini.php"); body == "77M" {
 		t.Errorf("alice's php_admin_value reached bob's PHP")
 	}
