@@ -57,7 +57,9 @@
 //
 // Entries work like Apache's <VirtualHost> blocks. Each has a Listener:
 // an address and port ("192.0.2.1:443", "[2001:db8::1]:443"), any
-// address on a port ("*:443"), or any listener (""). A connection is
+// address on a port ("*:443", or a bind address such as "0.0.0.0:443" or
+// "[::]:443", which accepts on every address), or any listener (""). A
+// connection is
 // matched only against the most specific scope that has entries for its
 // local address: address:port, else *:port, else the catch-all, as Apache
 // and nginx do. Within that scope:

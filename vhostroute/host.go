@@ -153,6 +153,24 @@ func SplitHostPort(hostport string) (host, port string, err error) {
 	return "", "", hostError(hostport, r)
 }
 
+// NormalizePattern returns the canonical form of a name or wildcard as
+// configured for an [Entry] ("Example.COM." -> "example.com",
+// "*.Bücher.example" -> "*.xn--bcher-kva.example"): what a [Builder]
+// stores, so that two spellings of one name are seen as one before the
+// table is built. Unlike [NormalizeHost] it refuses a port, an empty
+// name, a '*' anywhere but a leading "*.", and a wildcard over an IP
+// address; errors wrap [ErrInvalidHost].
+func NormalizePattern(name string) (string, error) {
+	wild, key, err := parsePattern(name)
+	if err != nil {
+		return "", err
+	}
+	if wild {
+		return "*." + key, nil
+	}
+	return key, nil
+}
+
 // normalizeName checks a name from configuration: like NormalizeHost,
 // but a port is an error.
 func normalizeName(s string) (string, error) {

@@ -26,8 +26,14 @@ type Entry[V any] struct {
 	// Listener is the local address the entry is served on:
 	//
 	//	"192.0.2.1:443", "[2001:db8::1]:443"  this address and port only
-	//	"*:443" or ":443"                      any address, this port
+	//	"*:443", ":443", "0.0.0.0:443", "[::]:443"
+	//	                                       any address, this port
 	//	"" or "*"                              any address, any port
+	//
+	// An unspecified address (0.0.0.0 or ::) means any address because a
+	// socket bound to it accepts on every address of the host, and the
+	// lookups see the address each connection actually reached: the bind
+	// address of a listener can be given here as it is.
 	//
 	// As with Apache, a connection is matched against the names of the
 	// most specific listener scope that has any entries, and only
@@ -134,6 +140,9 @@ func parseListener(s string) (listenerKey, error) {
 	}
 	if a.Zone() != "" {
 		return listenerKey{}, fmt.Errorf("listener %q: an address with a zone is not supported", s)
+	}
+	if a.IsUnspecified() {
+		return listenerKey{kind: 1, ap: netip.AddrPortFrom(netip.Addr{}, uint16(port))}, nil
 	}
 	return listenerKey{kind: 2, ap: netip.AddrPortFrom(a.Unmap(), uint16(port))}, nil
 }

@@ -288,3 +288,52 @@ func TestLookupConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// A listener bound to the unspecified address accepts on every address of
+// the host, so an entry for "0.0.0.0:80" or "[::]:80" must match whatever
+// local address a connection reached on that port (looking it up as the
+// one address 0.0.0.0 made every request to such a listener a miss).
+func TestUnspecifiedListenerIsAnyAddress(t *testing.T) {
+	for _, l := range []string{"0.0.0.0:80", "[::]:80", ":80", "*:80"} {
+		tab := mustBuild(t, Entry[string]{Listener: l, Names: []string{"example.com"}, Value: "site"})
+		for _, local := range []string{"127.0.0.1:80", "192.0.2.7:80", "[2001:db8::5]:80", "[::ffff:10.0.0.1]:80"} {
+			if v, ok := tab.Lookup(netip.MustParseAddrPort(local), "example.com"); !ok || v != "site" {
+				t.Errorf("listener %s, connection to %s: got %q, %v; want the entry", l, local, v, ok)
+			}
+		}
+		if _, ok := tab.Lookup(netip.MustParseAddrPort("127.0.0.1:81"), "example.com"); ok {
+			t.Errorf("listener %s matched a connection on port 81", l)
+		}
+	}
+	// Two spellings of "any address on port 80" are one scope: the same
+	// name twice is a duplicate.
+	var b Builder[string]
+	b.Add(Entry[string]{Listener: "0.0.0.0:80", Names: []string{"example.com"}})
+	b.Add(Entry[string]{Listener: "*:80", Names: []string{"example.com"}})
+	if _, err := b.Build(); !errors.Is(err, ErrDuplicate) {
+		t.Errorf("example.com on 0.0.0.0:80 and *:80: err = %v, want a duplicate", err)
+	}
+}
+
+func TestNormalizePattern(t *testing.T) {
+	for _, tt := range []struct{ in, want, err string }{
+		{"Example.COM.", "example.com", ""},
+		{"*.Example.com", "*.example.com", ""},
+		{"bücher.example", "xn--bcher-kva.example", ""},
+		{"*.BÜCHER.example.", "*.xn--bcher-kva.example", ""},
+		{"[2001:DB8::1]", "[2001:db8::1]", ""},
+		{"example.com:80", "", "port"},
+		{"a.*.example.com", "", "wildcard"},
+		{"*.192.0.2.1", "", "IP address"},
+		{"", "", "empty"},
+		{"exa mple.com", "", "not allowed"},
+	} {
+		got, err := NormalizePattern(tt.in)
+		switch {
+		case tt.err == "" && (err != nil || got != tt.want):
+			t.Errorf("NormalizePattern(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err) || !errors.Is(err, ErrInvalidHost)):
+			t.Errorf("NormalizePattern(%q) = %q, %v; want an ErrInvalidHost error about %q", tt.in, got, err, tt.err)
+		}
+	}
+}
