@@ -85,6 +85,12 @@ func (c *Config) Check() error {
 	return err
 }
 
+// WithDefaults returns c as New would run it: every field left zero set
+// to its default. It returns the error New would.
+func (c *Config) WithDefaults() (Config, error) {
+	return c.withDefaults()
+}
+
 func (c *Config) withDefaults() (Config, error) {
 	d := *c
 	if d.Name == "" || d.Role == "" {

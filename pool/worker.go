@@ -74,7 +74,8 @@ func (w *Worker) Busy(host, path string) {
 
 // Done counts a served request and reports whether the worker has served
 // its MaxRequests and should exit (with status 0, after its connection)
-// to be replaced.
+// to be replaced. The worker keeps its connection (it stays Busy), but no
+// longer counts as serving its host: see Between.
 func (w *Worker) Done() (recycle bool) {
 	w.requests++
 	recycle = w.maxRequests > 0 && w.requests >= uint64(w.maxRequests)
@@ -82,8 +83,18 @@ func (w *Worker) Done() (recycle bool) {
 	if recycle {
 		st = Exiting
 	}
-	w.board.write(w.Slot, st, w.pid, w.requests, nil, nil)
+	empty := ""
+	w.board.write(w.Slot, st, w.pid, w.requests, &empty, &empty)
 	return recycle
+}
+
+// Between reports that the worker holds a connection but serves no
+// request on it (a kept-alive connection between requests, or a request
+// it refused): it stays Busy for the pool's sizing, and BusyOn no longer
+// counts it for any host.
+func (w *Worker) Between() {
+	empty := ""
+	w.board.write(w.Slot, Busy, w.pid, w.requests, &empty, &empty)
 }
 
 // Exiting reports that the worker is on its way out.
@@ -92,8 +103,9 @@ func (w *Worker) Exiting() {
 }
 
 // BusyOn counts the workers of this pool, this one included, that are
-// busy serving host: what a per-vhost limit (mpm-itk's MaxClientsVHost)
-// compares against.
+// serving a request for host (Busy with that host and not yet Done or
+// Between): what a per-vhost limit (mpm-itk's MaxClientsVHost) compares
+// against. A kept-alive connection between requests is not counted.
 func (w *Worker) BusyOn(host string) int {
 	n := 0
 	for i := range w.board.n {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/gompm/mpm/pool"
 	"github.com/gompm/mpm/privdrop"
+	"github.com/gompm/mpm/vhostroute"
 )
 
 // Config is mpmd's configuration file. See README.md for every key.
@@ -27,9 +28,10 @@ type Config struct {
 	Identities map[string]Identity `toml:"identity"`
 	VHosts     []VHost             `toml:"vhost"`
 
-	file  string
-	lines lineIndex
-	exe   string // the program children run; "" means this one
+	file    string
+	lines   lineIndex
+	exe     string  // the program children run; "" means this one
+	routing routing // built by check
 }
 
 // Server holds the daemon-wide settings.
@@ -101,6 +103,9 @@ type VHost struct {
 	TLSKey         string            `toml:"tls_key"`
 	PHPMode        string            `toml:"php_mode"`         // "cgi" (default) or "fastcgi"
 	PHPMaxRequests int               `toml:"php_max_requests"` // fastcgi: requests before a php-cgi child is replaced
+
+	names []string // ServerName and Aliases, normalized (vhostroute.NormalizePattern)
+	where string   // "file:line" of the vhost
 }
 
 // Duration is a time.Duration written as "30s" in the file.
@@ -255,8 +260,13 @@ func (c *Config) check() error {
 	if c.Identities == nil {
 		c.Identities = map[string]Identity{}
 	}
-	for name, id := range c.Identities {
+	uids := map[uint32]string{} // identity by uid: one uid is one tenant
+	for _, name := range sortedKeys(c.Identities) {
+		id := c.Identities[name]
 		where := "identity." + name
+		if strings.HasPrefix(name, implicitPrefix) {
+			return c.errAt(where, "identity name %q: names starting with %q are mpmd's own, for vhosts that set user and group", name, implicitPrefix)
+		}
 		if id.User == "" {
 			return c.errAt(where, "identity %q has no user", name)
 		}
@@ -264,6 +274,10 @@ func (c *Config) check() error {
 		if err != nil {
 			return c.errAt(where+".user", "identity %q: %v", name, err)
 		}
+		if other, dup := uids[r.UID]; dup {
+			return c.errAt(where+".user", "identities %q and %q both run as uid %d: one uid is one tenant (its processes can signal each other); use one identity", other, name, r.UID)
+		}
+		uids[r.UID] = name
 		r.Name = name
 		r.Chroot, r.Nice = id.Chroot, id.Nice
 		if id.Umask != "" {
@@ -291,100 +305,149 @@ func (c *Config) check() error {
 	if len(c.VHosts) == 0 {
 		return &ConfigError{File: c.file, Msg: "no [[vhost]] entries: nothing to serve"}
 	}
-	seen := map[string]int{} // listener|name -> vhost index
-	defaults := map[string]int{}
 	for i := range c.VHosts {
-		v := &c.VHosts[i]
-		where := fmt.Sprintf("vhost.%d", i)
-		if v.ServerName == "" {
-			return c.errAt(where, "vhost #%d has no server_name", i+1)
-		}
-		if v.DocumentRoot == "" {
-			return c.errAt(where, "vhost %q has no document_root", v.ServerName)
-		}
-		if !filepath.IsAbs(v.DocumentRoot) {
-			return c.errAt(where+".document_root", "vhost %q: document_root %q is not an absolute path", v.ServerName, v.DocumentRoot)
-		}
-		switch {
-		case v.Identity != "" && (v.User != "" || v.Group != ""):
-			return c.errAt(where, "vhost %q sets both identity and user/group: use one", v.ServerName)
-		case v.Identity != "":
-			if _, ok := c.Identities[v.Identity]; !ok {
-				return c.errAt(where+".identity", "vhost %q: identity %q is not defined (define [identity.%s])", v.ServerName, v.Identity, v.Identity)
-			}
-		case v.User != "":
-			// itk style: an implicit identity per user/group pair.
-			name := "user-" + v.User
-			if v.Group != "" {
-				name += "-" + v.Group
-			}
-			if _, ok := c.Identities[name]; !ok {
-				r, err := privdrop.Resolve(v.User, v.Group, policy)
-				if err != nil {
-					return c.errAt(where+".user", "vhost %q: %v", v.ServerName, err)
-				}
-				r.Name = name
-				c.Identities[name] = Identity{User: v.User, Group: v.Group, resolved: r}
-			}
-			v.Identity = name
-		default:
-			return c.errAt(where, "vhost %q has neither identity nor user", v.ServerName)
-		}
-		if v.MaxClients < 0 {
-			return c.errAt(where+".max_clients", "vhost %q: max_clients %d is negative", v.ServerName, v.MaxClients)
-		}
-		if len(v.Index) == 0 {
-			v.Index = []string{"index.php", "index.html", "index.htm"}
-			if !v.PHP {
-				v.Index = v.Index[1:]
-			}
-		}
-		switch v.PHPMode {
-		case "":
-			v.PHPMode = phpModeCGI
-		case phpModeCGI, phpModeFastCGI:
-		default:
-			return c.errAt(where+".php_mode", "vhost %q: php_mode %q: use \"cgi\" or \"fastcgi\"", v.ServerName, v.PHPMode)
-		}
-		if v.PHPMaxRequests < 0 {
-			return c.errAt(where+".php_max_requests", "vhost %q: php_max_requests %d is negative", v.ServerName, v.PHPMaxRequests)
-		}
-		if v.PHPMaxRequests == 0 {
-			v.PHPMaxRequests = defaultPHPMaxRequests
-		}
-		for k, val := range v.PHPAdminValue {
-			if k == "" || strings.ContainsAny(k, "= \n") || strings.Contains(val, "\n") {
-				return c.errAt(where+".php_admin_value", "vhost %q: bad php_admin_value %q = %q", v.ServerName, k, val)
-			}
-		}
-		listeners := v.Listen
-		if len(listeners) == 0 {
-			listeners = c.defaultListeners(v)
-		}
-		for _, l := range listeners {
-			if !slices.Contains(s.Listen, l) && !slices.Contains(s.TLSListen, l) {
-				return c.errAt(where+".listen", "vhost %q: listen %q is not one of server.listen %v or server.tls_listen %v", v.ServerName, l, s.Listen, s.TLSListen)
-			}
-			for _, n := range append([]string{v.ServerName}, v.Aliases...) {
-				key := l + "|" + strings.ToLower(n)
-				if j, dup := seen[key]; dup {
-					return c.errAt(where, "vhost %q: name %q on %s is already used by vhost %q", v.ServerName, n, l, c.VHosts[j].ServerName)
-				}
-				seen[key] = i
-			}
-			if v.Default {
-				if j, dup := defaults[l]; dup {
-					return c.errAt(where+".default", "vhost %q: %s already has default vhost %q", v.ServerName, l, c.VHosts[j].ServerName)
-				}
-				defaults[l] = i
-			}
-		}
-		v.Listen = listeners
-		if err := c.checkVHostTLS(i); err != nil {
+		if err := c.checkVHost(i, policy, uids); err != nil {
 			return err
 		}
 	}
+	return c.buildRouting()
+}
+
+// implicitPrefix starts the names of the identities made for vhosts that
+// name a user and group (itk style) instead of an identity.
+const implicitPrefix = "uid-"
+
+// checkVHost checks vhost i, fills in its defaults and normalized names,
+// and gives an itk-style vhost its implicit identity.
+func (c *Config) checkVHost(i int, policy privdrop.Policy, uids map[uint32]string) error {
+	s := &c.Server
+	v := &c.VHosts[i]
+	where := fmt.Sprintf("vhost.%d", i)
+	if v.ServerName == "" {
+		return c.errAt(where, "vhost #%d has no server_name", i+1)
+	}
+	v.where = fmt.Sprintf("%s:%d", c.file, c.lines[where])
+	v.names = nil
+	for j, n := range append([]string{v.ServerName}, v.Aliases...) {
+		key := where + ".server_name"
+		if j > 0 {
+			key = where + ".aliases"
+		}
+		norm, err := vhostroute.NormalizePattern(n)
+		if err != nil {
+			var he *vhostroute.HostError
+			if errors.As(err, &he) {
+				return c.errAt(key, "vhost %q: name %q: %s", v.ServerName, n, he.Reason)
+			}
+			return c.errAt(key, "vhost %q: name %q: %v", v.ServerName, n, err)
+		}
+		if k := slices.Index(v.names, norm); k >= 0 {
+			return c.errAt(key, "vhost %q: name %q is the same name as %q", v.ServerName, n, append([]string{v.ServerName}, v.Aliases...)[k])
+		}
+		v.names = append(v.names, norm)
+	}
+	if v.DocumentRoot == "" {
+		return c.errAt(where, "vhost %q has no document_root", v.ServerName)
+	}
+	if !filepath.IsAbs(v.DocumentRoot) {
+		return c.errAt(where+".document_root", "vhost %q: document_root %q is not an absolute path", v.ServerName, v.DocumentRoot)
+	}
+	switch {
+	case v.Identity != "" && (v.User != "" || v.Group != ""):
+		return c.errAt(where, "vhost %q sets both identity and user/group: use one", v.ServerName)
+	case v.Identity != "":
+		if _, ok := c.Identities[v.Identity]; !ok || strings.HasPrefix(v.Identity, implicitPrefix) {
+			return c.errAt(where+".identity", "vhost %q: identity %q is not defined (define [identity.%s])", v.ServerName, v.Identity, v.Identity)
+		}
+	case v.User != "":
+		// itk style: one implicit identity per uid and gid, however
+		// they are spelled ("a-b" and "a"/"b" are not confused, nor
+		// "alice" and "2001" the same).
+		r, err := privdrop.Resolve(v.User, v.Group, policy)
+		if err != nil {
+			return c.errAt(where+".user", "vhost %q: %v", v.ServerName, err)
+		}
+		name := fmt.Sprintf("%s%d-gid-%d", implicitPrefix, r.UID, r.GID)
+		if _, ok := c.Identities[name]; !ok {
+			if other, dup := uids[r.UID]; dup {
+				return c.errAt(where+".user", "vhost %q: user %q is uid %d, which identity %q runs as: set identity = %q (one uid is one tenant)", v.ServerName, v.User, r.UID, other, other)
+			}
+			uids[r.UID] = name
+			r.Name = name
+			c.Identities[name] = Identity{User: v.User, Group: v.Group, resolved: r}
+		}
+		v.Identity = name
+	default:
+		return c.errAt(where, "vhost %q has neither identity nor user", v.ServerName)
+	}
+	if v.MaxClients < 0 {
+		return c.errAt(where+".max_clients", "vhost %q: max_clients %d is negative", v.ServerName, v.MaxClients)
+	}
+	if len(v.Index) == 0 {
+		v.Index = []string{"index.php", "index.html", "index.htm"}
+		if !v.PHP {
+			v.Index = v.Index[1:]
+		}
+	}
+	switch v.PHPMode {
+	case "":
+		v.PHPMode = phpModeCGI
+	case phpModeCGI, phpModeFastCGI:
+	default:
+		return c.errAt(where+".php_mode", "vhost %q: php_mode %q: use \"cgi\" or \"fastcgi\"", v.ServerName, v.PHPMode)
+	}
+	if v.PHPMaxRequests < 0 {
+		return c.errAt(where+".php_max_requests", "vhost %q: php_max_requests %d is negative", v.ServerName, v.PHPMaxRequests)
+	}
+	if v.PHPMaxRequests == 0 {
+		v.PHPMaxRequests = defaultPHPMaxRequests
+	}
+	for k, val := range v.PHPAdminValue {
+		if k == "" || strings.ContainsAny(k, "= \n") || strings.Contains(val, "\n") {
+			return c.errAt(where+".php_admin_value", "vhost %q: bad php_admin_value %q = %q", v.ServerName, k, val)
+		}
+	}
+	if len(v.Listen) == 0 {
+		v.Listen = c.defaultListeners(v)
+	}
+	for _, l := range v.Listen {
+		if !slices.Contains(s.Listen, l) && !slices.Contains(s.TLSListen, l) {
+			return c.errAt(where+".listen", "vhost %q: listen %q is not one of server.listen %v or server.tls_listen %v", v.ServerName, l, s.Listen, s.TLSListen)
+		}
+	}
+	return c.checkVHostTLS(i)
+}
+
+// buildRouting makes the routing description of the configuration and
+// builds its table, which is how a name claimed twice on a listener, or
+// two defaults, are found: checking a configuration builds the very table
+// the multiplexers and workers will build.
+func (c *Config) buildRouting() error {
+	r := routing{}
+	pools := map[string]int{}
+	for _, v := range c.VHosts {
+		p, ok := pools[v.Identity]
+		if !ok {
+			p = len(r.Pools)
+			pools[v.Identity] = p
+			r.Pools = append(r.Pools, v.Identity)
+		}
+		r.VHosts = append(r.VHosts, routeVHost{Where: v.where, Names: v.names, Listeners: v.Listen, Default: v.Default, Identity: v.Identity, Pool: p})
+	}
+	if _, err := r.table(); err != nil {
+		return &ConfigError{File: c.file, Msg: fmt.Sprintf("routing: %v", err)}
+	}
+	c.routing = r
 	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 func (c *Config) policy() privdrop.Policy {

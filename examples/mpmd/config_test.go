@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestExampleConfig(t *testing.T) {
@@ -13,7 +15,7 @@ func TestExampleConfig(t *testing.T) {
 	}
 	var out bytes.Buffer
 	printSummary(&out, cfg)
-	for _, want := range []string{"alice.example www.alice.example -> identity alice", "carol.example -> identity user-2003-2003", "alice: uid 2001 gid 2001"} {
+	for _, want := range []string{"alice.example www.alice.example -> identity alice", "carol.example -> identity uid-2003-gid-2003", "alice: uid 2001 gid 2001"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("summary lacks %q:\n%s", want, out.String())
 		}
@@ -31,14 +33,28 @@ func TestConfigErrors(t *testing.T) {
 		{"unknown vhost key", site + "docroot = \"/x\"\n", `f.toml:10: unknown key "vhost.docroot"`},
 		{"missing docroot", "\n[identity.a]\nuser = \"2001\"\ngroup = \"2001\"\n\n[[vhost]]\nserver_name = \"a.example\"\nidentity = \"a\"\n", `f.toml:6: vhost "a.example" has no document_root`},
 		{"undefined identity", site + "\n[[vhost]]\nserver_name = \"b.example\"\ndocument_root = \"/srv/b\"\nidentity = \"bee\"\n", `f.toml:14: vhost "b.example": identity "bee" is not defined`},
-		{"duplicate name", site + "\n[[vhost]]\nserver_name = \"x.example\"\naliases = [\"A.example\"]\ndocument_root = \"/srv/b\"\nidentity = \"a\"\n", `name "A.example" on 127.0.0.1:8080 is already used by vhost "a.example"`},
+		{"duplicate name", site + "\n[[vhost]]\nserver_name = \"x.example\"\naliases = [\"A.example\"]\ndocument_root = \"/srv/b\"\nidentity = \"a\"\n", `name "a.example" on 127.0.0.1:8080 is claimed by both "vhost a.example (f.toml:6)" and "vhost x.example (f.toml:11)"`},
+		// Spellings of one name: each passed -check before, then every
+		// multiplexer failed to build its table.
+		{"duplicate by trailing dot", site + "\n[[vhost]]\nserver_name = \"a.example.\"\ndocument_root = \"/srv/b\"\nidentity = \"a\"\n", `name "a.example" on 127.0.0.1:8080 is claimed by both "vhost a.example (f.toml:6)" and "vhost a.example (f.toml:11)"`},
+		{"duplicate IDN", site + "aliases = [\"bücher.example\"]\n\n[[vhost]]\nserver_name = \"XN--BCHER-KVA.example\"\ndocument_root = \"/srv/b\"\nidentity = \"a\"\n", `name "xn--bcher-kva.example" on 127.0.0.1:8080 is claimed by both`},
+		{"duplicate wildcard", site + "aliases = [\"*.Example\"]\n\n[[vhost]]\nserver_name = \"*.example.\"\ndocument_root = \"/srv/b\"\nidentity = \"a\"\n", `name "*.example" on 127.0.0.1:8080 is claimed by both`},
+		{"same name twice in a vhost", site + "aliases = [\"A.EXAMPLE.\"]\n", `f.toml:10: vhost "a.example": name "A.EXAMPLE." is the same name as "a.example"`},
+		{"name with a port", site + "aliases = [\"www.a.example:8080\"]\n", `f.toml:10: vhost "a.example": name "www.a.example:8080": a port is not allowed here`},
+		{"bad wildcard", site + "aliases = [\"www.*.example\"]\n", `f.toml:10: vhost "a.example": name "www.*.example": a wildcard must be a leading`},
+		{"two identities one uid", site + "\n[identity.b]\nuser = \"2001\"\ngroup = \"2002\"\n", `identities "a" and "b" both run as uid 2001`},
+		// itk style: an implicit identity is keyed by the resolved ids,
+		// and may not share a uid with a named one.
+		{"itk user of an identity", site + "\n[[vhost]]\nserver_name = \"b.example\"\ndocument_root = \"/srv/b\"\nuser = \"2001\"\ngroup = \"2001\"\n", `f.toml:14: vhost "b.example": user "2001" is uid 2001, which identity "a" runs as: set identity = "a"`},
+		{"itk same uid other group", "[[vhost]]\nserver_name = \"a.example\"\ndocument_root = \"/srv/a\"\nuser = \"2001\"\ngroup = \"2001\"\n\n[[vhost]]\nserver_name = \"b.example\"\ndocument_root = \"/srv/b\"\nuser = \"2001\"\ngroup = \"2002\"\n", `vhost "b.example": user "2001" is uid 2001, which identity "uid-2001-gid-2001" runs as`},
+		{"reserved identity name", "[identity.uid-1]\nuser = \"2001\"\ngroup = \"2001\"\n\n[[vhost]]\nserver_name = \"a.example\"\ndocument_root = \"/srv/a\"\nidentity = \"uid-1\"\n", `identity name "uid-1": names starting with "uid-" are mpmd's own`},
 		{"uid 0", "[identity.r]\nuser = \"0\"\ngroup = \"2001\"\n\n[[vhost]]\nserver_name = \"a.example\"\ndocument_root = \"/srv/a\"\nidentity = \"r\"\n", `uid 0 is root's`},
 		{"itk uid below minimum", "[[vhost]]\nserver_name = \"a.example\"\ndocument_root = \"/srv/a\"\nuser = \"33\"\ngroup = \"33\"\n", `uid 33 is below the minimum 100`},
 		{"relative docroot", strings.Replace(site, "/srv/a", "srv/a", 1), `document_root "srv/a" is not an absolute path`},
 		{"bad duration", "[pool]\nidle_timeout = \"soon\"\n" + site, `bad duration "soon"`},
 		{"bad pool sizes", "[pool]\nmin = 5\nmax = 2\n" + site, `min 5 is above max 2`},
 		{"no vhosts", "[server]\n", "no [[vhost]] entries"},
-		{"two defaults", site + "default = true\n\n[[vhost]]\nserver_name = \"b.example\"\ndocument_root = \"/srv/b\"\nidentity = \"a\"\ndefault = true\n", `already has default vhost "a.example"`},
+		{"two defaults", site + "default = true\n\n[[vhost]]\nserver_name = \"b.example\"\ndocument_root = \"/srv/b\"\nidentity = \"a\"\ndefault = true\n", `"vhost a.example (f.toml:6)" and "vhost b.example (f.toml:12)" are both the default for 127.0.0.1:8080`},
 		{"syntax", "[server\n", "f.toml:1:"},
 		{"bad rlimit name", strings.Replace(site, "group = \"2001\"\n", "group = \"2001\"\nrlimits = { procs = 5 }\n", 1), `unknown resource limit "procs"`},
 		{"bad rlimit value", strings.Replace(site, "group = \"2001\"\n", "group = \"2001\"\nrlimits = { data = \"lots\" }\n", 1), `rlimit data = "lots"`},
@@ -50,5 +66,55 @@ func TestConfigErrors(t *testing.T) {
 				t.Errorf("got %v\nwant an error containing %q", err, c.want)
 			}
 		})
+	}
+}
+
+// Vhosts that name a user and group get one implicit identity per uid and
+// gid. Named "user-<user>-<group>" before, "a-b" and "a"/"b" were one
+// identity, and so were user 2001 and a named identity that happened to
+// be called "user-2001-2001": the vhost silently ran as that one's uid.
+func TestImplicitIdentities(t *testing.T) {
+	const text = `
+[identity.user-2001-2001]
+user = "2005"
+group = "2005"
+
+[[vhost]]
+server_name = "four.example"
+document_root = "/srv/four"
+identity = "user-2001-2001"
+
+[[vhost]]
+server_name = "one.example"
+document_root = "/srv/one"
+user = "2001"
+group = "2001"
+
+[[vhost]]
+server_name = "two.example"
+document_root = "/srv/two"
+user = "2002"
+group = "2002"
+
+[[vhost]]
+server_name = "three.example"
+document_root = "/srv/three"
+user = "2001"
+group = "2001"
+`
+	cfg, err := ParseConfig("f.toml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]uint32{}
+	for _, v := range cfg.VHosts {
+		got[v.ServerName] = cfg.Identities[v.Identity].resolved.UID
+	}
+	want := map[string]uint32{"one.example": 2001, "two.example": 2002, "three.example": 2001, "four.example": 2005}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("uid by vhost (-want +got):\n%s", diff)
+	}
+	if v := cfg.VHosts; v[1].Identity != v[3].Identity || v[1].Identity == v[2].Identity {
+		t.Errorf("identities %q %q %q: want one for uid 2001 and another for 2002", v[1].Identity, v[2].Identity, v[3].Identity)
 	}
 }

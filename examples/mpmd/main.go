@@ -15,8 +15,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
-	"slices"
 	"strings"
 
 	"github.com/gompm/mpm/prefork"
@@ -99,42 +99,57 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// printSummary shows what the configuration runs: vhosts, identities,
-// pools.
+// printSummary shows what the configuration runs, with every default
+// filled in: listeners, vhosts with their normalized names, identities and
+// their pools.
 func printSummary(w io.Writer, cfg *Config) {
-	fmt.Fprintf(w, "configuration %s is valid\n\nlisteners: %s\n", cfg.file, strings.Join(cfg.Server.Listen, ", "))
+	fmt.Fprintf(w, "configuration %s is valid\n\nlisteners:\n", cfg.file)
+	for _, l := range cfg.Server.Listen {
+		fmt.Fprintf(w, "  %s http%s\n", l, anyAddress(l))
+	}
+	for _, l := range cfg.Server.TLSListen {
+		fmt.Fprintf(w, "  %s tls%s\n", l, anyAddress(l))
+	}
 	fmt.Fprintf(w, "multiplexers: %d", cfg.Server.Multiplexers)
 	if cfg.Server.MultiplexerUser != "" {
 		fmt.Fprintf(w, " as %s", cfg.Server.MultiplexerUser)
 	}
-	fmt.Fprintf(w, ", chrooted in %s/empty\n\nvhosts:\n", cfg.Server.RunDir)
-	for _, v := range cfg.VHosts {
-		names := append([]string{v.ServerName}, v.Aliases...)
+	fmt.Fprintf(w, ", chrooted in %s/empty\nunknown hosts: %d where a listener has no default vhost\n\nvhosts:\n", cfg.Server.RunDir, cfg.Server.UnknownHost)
+	for i, v := range cfg.VHosts {
 		extra := ""
 		if v.Default {
 			extra += " (default)"
 		}
 		if v.PHP {
-			extra += " php"
+			extra += " php " + v.PHPMode
 		}
 		if v.MaxClients > 0 {
 			extra += fmt.Sprintf(" max_clients=%d", v.MaxClients)
 		}
-		fmt.Fprintf(w, "  %s -> identity %s, %s%s\n", strings.Join(names, " "), v.Identity, v.DocumentRoot, extra)
+		fmt.Fprintf(w, "  %s -> identity %s, %s%s\n      on %s (%s)\n", strings.Join(cfg.routing.VHosts[i].Names, " "), v.Identity, v.DocumentRoot, extra, strings.Join(v.Listen, " "), v.where)
 	}
 	fmt.Fprintln(w, "\nidentities and their pools:")
-	var names []string
-	for n := range cfg.Identities {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
+	for _, n := range sortedKeys(cfg.Identities) {
 		id := cfg.Identities[n]
 		pc, _ := cfg.poolFor(n, id)
+		eff, _ := pc.WithDefaults()
 		fmt.Fprintf(w, "  %s: uid %d gid %d groups %v", n, id.resolved.UID, id.resolved.GID, id.resolved.Groups)
 		if id.resolved.Chroot != "" {
 			fmt.Fprintf(w, " chroot %s", id.resolved.Chroot)
 		}
-		fmt.Fprintf(w, "; pool min %d max %d (0 = default) idle timeout %v\n", pc.Min, pc.Max, pc.IdleTimeout)
+		fmt.Fprintf(w, "\n      pool: min %d, min_spare %d, max_spare %d, max %d, max_requests %d, idle_timeout %v, expire_timeout %v, queue_timeout %v\n",
+			eff.Min, eff.MinSpare, eff.MaxSpare, eff.Max, eff.MaxRequests, eff.IdleTimeout, eff.ExpireTimeout, eff.QueueTimeout)
 	}
+}
+
+// anyAddress notes a listen address that accepts on every address.
+func anyAddress(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return " (every address of this host)"
+	}
+	return ""
 }

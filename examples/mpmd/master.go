@@ -191,33 +191,34 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 			gen.closeFiles() // g itself is nil on the error returns
 		}
 	}()
-	names := map[string]int{}
-	var poolNames []string
-	var poolOf []int // vhost index -> pool index
-	for _, v := range cfg.VHosts {
-		i, ok := names[v.Identity]
-		if !ok {
-			i = len(poolNames)
-			names[v.Identity] = i
-			poolNames = append(poolNames, v.Identity)
-		}
-		poolOf = append(poolOf, i)
-	}
-	for pi, name := range poolNames {
+	listeners := slices.Concat(cfg.Server.Listen, cfg.Server.TLSListen)
+	for pi, name := range cfg.routing.Pools {
 		id := cfg.Identities[name]
 		pc, err := cfg.poolFor(name, id)
 		if err != nil {
 			return nil, err
 		}
-		plan := workerPlan{PHPCGI: cfg.Server.PHPCGI, HeaderTimeout: time.Duration(cfg.Server.HeaderTimeout), KeepAlive: time.Duration(cfg.Server.IdleTimeout), MaxHeaderBytes: cfg.Server.MaxHeaderBytes, MaxBodyBytes: cfg.Server.maxBody, HandbackTimeout: pc.QueueTimeout}
-		if plan.HandbackTimeout == 0 {
-			plan.HandbackTimeout = pool.DefaultQueueTimeout
+		eff, err := pc.WithDefaults()
+		if err != nil {
+			return nil, err
+		}
+		plan := workerPlan{
+			Identity:        name,
+			Routing:         cfg.routing,
+			Listeners:       listeners,
+			PHPCGI:          cfg.Server.PHPCGI,
+			HeaderTimeout:   time.Duration(cfg.Server.HeaderTimeout),
+			KeepAlive:       time.Duration(cfg.Server.IdleTimeout),
+			MaxHeaderBytes:  cfg.Server.MaxHeaderBytes,
+			MaxBodyBytes:    cfg.Server.maxBody,
+			UnknownHost:     cfg.Server.UnknownHost,
+			HandbackTimeout: eff.QueueTimeout,
 		}
 		for vi, v := range cfg.VHosts {
-			if poolOf[vi] != pi {
+			if cfg.routing.VHosts[vi].Pool != pi {
 				continue
 			}
-			wv := workerVHost{VHost: v}
+			wv := workerVHost{VHost: v, N: vi}
 			if v.AccessLog != "" {
 				f, err := openLog(v.AccessLog)
 				if err != nil {
@@ -258,27 +259,14 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 		g.pools = append(g.pools, p)
 	}
 
-	mp := muxPlan{Pools: poolNames, HeaderTimeout: time.Duration(cfg.Server.HeaderTimeout), MaxHeaderBytes: cfg.Server.MaxHeaderBytes, UnknownHost: cfg.Server.UnknownHost, QueueTimeout: map[string]time.Duration{}}
-	for vi, v := range cfg.VHosts {
-		ls := v.Listen
-		if len(ls) == 0 {
-			ls = cfg.Server.Listen
-		}
-		mp.VHosts = append(mp.VHosts, muxVHost{Names: append([]string{v.ServerName}, v.Aliases...), Listeners: ls, Default: v.Default, Pool: poolOf[vi]})
-	}
-	for i, p := range g.pools {
-		mp.QueueTimeout[poolNames[i]] = p.QueueTimeout()
-	}
+	mp := muxPlan{Routing: cfg.routing, Listeners: listeners, HeaderTimeout: time.Duration(cfg.Server.HeaderTimeout), MaxHeaderBytes: cfg.Server.MaxHeaderBytes, UnknownHost: cfg.Server.UnknownHost}
 	var files []prefork.File
-	mp.TLS = map[string]bool{}
-	for _, addr := range cfg.Server.TLSListen {
-		mp.TLS[addr] = true
-	}
-	for i, addr := range slices.Concat(cfg.Server.Listen, cfg.Server.TLSListen) {
-		mp.Listeners = append(mp.Listeners, addr)
+	for i, addr := range listeners {
+		mp.TLS = append(mp.TLS, slices.Contains(cfg.Server.TLSListen, addr))
 		files = append(files, prefork.File{Name: "listen-" + strconv.Itoa(i), File: m.listeners[addr]})
 	}
 	for i, p := range g.pools {
+		mp.QueueTimeout = append(mp.QueueTimeout, p.QueueTimeout())
 		files = append(files, prefork.File{Name: "pool-" + strconv.Itoa(i), File: p.Dispatch()})
 	}
 	planF, err := planFile("mux", mp)

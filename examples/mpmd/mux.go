@@ -9,9 +9,12 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strconv"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/gompm/mpm/fdpass"
 	"github.com/gompm/mpm/prefork"
@@ -19,6 +22,28 @@ import (
 )
 
 const roleMux = "mux"
+
+// Hand-backs: a worker returns a kept-alive connection whose next request
+// is another identity's. The multiplexer trusts nothing a worker says
+// about it (a worker runs a tenant's code): the addresses come from the
+// socket itself, the request head is read again with the same bounds as a
+// new connection's, and these bound what a worker can make it do.
+const (
+	// maxHandbacks bounds the hand-backs of one pool being routed at
+	// once by one multiplexer (each holds a goroutine and a descriptor).
+	// A worker that sends more waits, then answers 503 itself.
+	maxHandbacks = 64
+	// maxBounces is how many times in a row a connection may come back
+	// from a worker that wrote nothing to it. Workers route with the same
+	// table as the multiplexer, so an honest worker never returns what it
+	// was given: a request is handed back at most once before it is
+	// served.
+	maxBounces = 2
+	// bounceMemory is how long a multiplexer remembers a connection it
+	// passed after a hand-back, and bounceRecords how many it remembers.
+	bounceMemory  = 10 * time.Second
+	bounceRecords = 4096
+)
 
 // runMux is a multiplexer: unprivileged, chrooted into an empty
 // directory, holding no capabilities. It accepts connections, reads each
@@ -35,17 +60,14 @@ func runMux(ctx context.Context, env *prefork.Env) error {
 	if err := readPlan(planF, &plan); err != nil {
 		return err
 	}
-	m := &mux{log: env.Logger, plan: plan, heads: vhostroute.HeadReader{MaxHeadBytes: plan.MaxHeaderBytes, Timeout: plan.HeaderTimeout}}
-	var b vhostroute.Builder[int]
-	for i, v := range plan.VHosts {
-		for _, l := range v.Listeners {
-			b.Add(vhostroute.Entry[int]{ID: fmt.Sprintf("vhost %s on %s", v.Names[0], l), Listener: l, Names: v.Names, Default: v.Default, Value: i})
-		}
-	}
-	if m.table, err = b.Build(); err != nil {
+	m := &mux{log: env.Logger, plan: plan, heads: vhostroute.HeadReader{MaxHeadBytes: plan.MaxHeaderBytes, Timeout: plan.HeaderTimeout}, bounces: map[uint64]bounce{}}
+	if m.table, err = plan.Routing.table(); err != nil {
 		return err
 	}
-	for i, name := range plan.Pools {
+	if m.listening, err = newListenerSet(plan.Listeners); err != nil {
+		return err
+	}
+	for i, name := range plan.Routing.Pools {
 		f, err := env.File("pool-" + strconv.Itoa(i))
 		if err != nil {
 			return err
@@ -70,15 +92,21 @@ func runMux(ctx context.Context, env *prefork.Env) error {
 			return fmt.Errorf("listener %s: %w", addr, err)
 		}
 		lns = append(lns, ln)
+		serve := m.route
+		if plan.TLS[i] {
+			serve = m.routeTLS
+		}
 		wg.Add(1)
-		go func() { defer wg.Done(); m.accept(ctx, ln, addr) }()
+		go func() { defer wg.Done(); m.accept(ctx, ln, addr, nil, serve) }()
 	}
 	for i, s := range m.pools {
-		// Hand-backs: a worker's connection whose next request is for
-		// another identity.
 		l := fdpass.NewListener(s)
+		sem := make(chan struct{}, maxHandbacks)
 		wg.Add(1)
-		go func() { defer wg.Done(); m.accept(ctx, l, "handback:"+plan.Pools[i]) }()
+		go func() {
+			defer wg.Done()
+			m.accept(ctx, l, "hand-backs from "+plan.Routing.Pools[i], sem, func(c net.Conn) { m.handback(c, i) })
+		}()
 		lns = append(lns, l)
 	}
 	<-ctx.Done()
@@ -88,42 +116,74 @@ func runMux(ctx context.Context, env *prefork.Env) error {
 	// Connections being read or waiting for a worker finish on their
 	// own deadlines.
 	m.conns.Wait()
+	wg.Wait()
 	return nil
 }
 
 type mux struct {
-	log   *slog.Logger
-	plan  muxPlan
-	table *vhostroute.Table[int]
-	pools []*fdpass.Socket
-	heads vhostroute.HeadReader
-	conns sync.WaitGroup
+	log       *slog.Logger
+	plan      muxPlan
+	table     *vhostroute.Table[*route]
+	listening listenerSet
+	pools     []*fdpass.Socket
+	heads     vhostroute.HeadReader
+	conns     sync.WaitGroup
+
+	mu      sync.Mutex
+	bounces map[uint64]bounce // by socket cookie
 }
 
-func (m *mux) accept(ctx context.Context, ln net.Listener, name string) {
+// bounce is what a multiplexer remembers of a connection it passed on
+// after a hand-back: how much the server had sent on it then.
+type bounce struct {
+	sent  uint64 // tcpi_bytes_sent at the pass
+	count int    // hand-backs in a row with nothing sent in between
+	at    time.Time
+}
+
+// accept takes connections from ln and serves each in a goroutine of its
+// own; with sem, at most cap(sem) at a time. Temporary errors (out of
+// descriptors) back off as net/http's Server does.
+func (m *mux) accept(ctx context.Context, ln net.Listener, name string, sem chan struct{}, serve func(net.Conn)) {
+	var delay time.Duration
 	for {
+		if sem != nil {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+		}
 		c, err := ln.Accept()
 		if err != nil {
+			if sem != nil {
+				<-sem
+			}
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) {
 				return
 			}
 			var te interface{ Temporary() bool }
 			if errors.As(err, &te) && te.Temporary() {
-				m.log.Warn("accept", "listener", name, "err", err)
-				time.Sleep(10 * time.Millisecond)
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				m.log.Warn("accept", "listener", name, "err", err, "retry_in", delay)
+				select {
+				case <-time.After(delay):
+				case <-ctx.Done():
+					return
+				}
 				continue
 			}
 			m.log.Error("accept", "listener", name, "err", err)
 			return
 		}
+		delay = 0
 		m.conns.Add(1)
 		go func() {
 			defer m.conns.Done()
-			if m.plan.TLS[name] {
-				m.routeTLS(c, name)
-				return
+			if sem != nil {
+				defer func() { <-sem }()
 			}
-			m.route(c)
+			serve(c)
 		}()
 	}
 }
@@ -132,6 +192,13 @@ func (m *mux) accept(ctx context.Context, ln net.Listener, name string) {
 // in every case: after a pass the worker holds its own descriptor.
 func (m *mux) route(c net.Conn) {
 	defer c.Close()
+	info := fdpass.ConnInfo{LocalAddr: c.LocalAddr(), RemoteAddr: c.RemoteAddr()}
+	m.routeHead(c, info)
+}
+
+// routeHead reads the head on c and passes c, with info, to the pool its
+// route names.
+func (m *mux) routeHead(c net.Conn, info fdpass.ConnInfo) {
 	h, err := m.heads.ReadHead(c.(vhostroute.DeadlineReader))
 	if err != nil {
 		var he *vhostroute.HeadError
@@ -139,49 +206,131 @@ func (m *mux) route(c net.Conn) {
 			if errors.Is(err, io.EOF) {
 				return // connected and closed without a byte
 			}
-			m.answer(c, he.Status, he.Reason)
+			writeAnswer(c, he.Status, he.Reason, nil)
 			return
 		}
-		m.answer(c, http.StatusBadRequest, "bad request")
+		writeAnswer(c, http.StatusBadRequest, "bad request", nil)
 		return
 	}
-	local := localAddrPort(c)
-	vi, ok := m.table.Lookup(local, h.Host)
+	local := addrPort(info.LocalAddr)
+	rt, ok := m.table.Lookup(local, h.Host)
 	if !ok {
-		m.answer(c, m.plan.UnknownHost, "no site here answers to "+strconv.Quote(h.Host))
+		writeAnswer(c, m.plan.UnknownHost, "no site here answers to "+strconv.Quote(h.Host), nil)
 		return
 	}
-	v := m.plan.VHosts[vi]
-	pool := m.plan.Pools[v.Pool]
-	ctx, cancel := context.WithTimeout(context.Background(), m.plan.QueueTimeout[pool])
+	info.Listener = local.String()
+	if err := m.pass(c, rt, h.Raw, info, h.Host); err != nil {
+		writeAnswer(c, http.StatusServiceUnavailable, "the site is busy; try again", retryAfter)
+	}
+}
+
+// pass sends c with the bytes read to the pool of rt, waiting for a free
+// worker up to the pool's queue timeout.
+func (m *mux) pass(c net.Conn, rt *route, read []byte, info fdpass.ConnInfo, name string) error {
+	wait := m.plan.QueueTimeout[rt.Pool]
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	info := fdpass.ConnInfo{Listener: local.String()}
-	if fc, ok := c.(*fdpass.Conn); ok {
-		info = fc.Info()
+	err := m.pools[rt.Pool].SendConn(ctx, c, read, info)
+	switch {
+	case err == nil:
+	case errors.Is(err, fdpass.ErrQueueFull):
+		m.log.Warn("no worker in time", "pool", rt.Identity, "host", name, "wait", wait)
+	default:
+		m.log.Error("pass connection", "pool", rt.Identity, "host", name, "err", err)
 	}
-	if err := m.pools[v.Pool].SendConn(ctx, c, h.Raw, info); err != nil {
-		if errors.Is(err, fdpass.ErrQueueFull) {
-			m.log.Warn("no worker in time", "pool", pool, "host", h.Host, "wait", m.plan.QueueTimeout[pool])
-		} else {
-			m.log.Error("pass connection", "pool", pool, "host", h.Host, "err", err)
+	return err
+}
+
+// handback routes a connection a worker of pool src returned. Nothing
+// the worker sent with it is believed: only a TCP connection accepted on
+// one of mpmd's listeners is taken, its addresses are the socket's own
+// (a client address from a PROXY header is never taken from a worker),
+// its head is read again, and a connection that keeps coming back with
+// nothing sent on it is answered 508 and closed.
+func (m *mux) handback(c net.Conn, src int) {
+	defer c.Close()
+	fc, ok := c.(*fdpass.Conn)
+	if !ok {
+		return
+	}
+	tc, ok := fc.NetConn().(*net.TCPConn)
+	if !ok {
+		m.log.Warn("refused a hand-back that is not a TCP connection", "pool", m.plan.Routing.Pools[src], "type", fmt.Sprintf("%T", fc.NetConn()))
+		return
+	}
+	local, remote := addrPort(tc.LocalAddr()), addrPort(tc.RemoteAddr())
+	cookie, sent, err := handbackSocket(tc)
+	if err == nil && (!remote.IsValid() || !m.listening.contains(local)) {
+		err = fmt.Errorf("local address %v is not one of mpmd's listeners", local)
+	}
+	if err != nil {
+		m.log.Warn("refused a hand-back", "pool", m.plan.Routing.Pools[src], "err", err)
+		return
+	}
+	if n := m.noteBounce(cookie, sent); n > maxBounces {
+		m.log.Warn("a connection keeps coming back unserved; closing it", "pool", m.plan.Routing.Pools[src], "remote", remote, "bounces", n)
+		writeAnswer(fc, http.StatusLoopDetected, "this request went round between servers without an answer", nil)
+		return
+	}
+	m.routeHead(fc, fdpass.ConnInfo{LocalAddr: tc.LocalAddr(), RemoteAddr: tc.RemoteAddr()})
+}
+
+// handbackSocket checks that tc is a connected TCP socket (not a
+// listening one) and returns its cookie, which names the connection in
+// every process holding it, and the bytes sent on it so far.
+func handbackSocket(tc *net.TCPConn) (cookie, sent uint64, err error) {
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return 0, 0, err
+	}
+	var serr error
+	cerr := rc.Control(func(fd uintptr) {
+		var listening int
+		if listening, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ACCEPTCONN); serr != nil {
+			serr = os.NewSyscallError("getsockopt(SO_ACCEPTCONN)", serr)
+			return
 		}
-		m.answer(c, http.StatusServiceUnavailable, "the site is busy; try again")
-	}
+		if listening != 0 {
+			serr = errors.New("a listening socket")
+			return
+		}
+		if cookie, serr = unix.GetsockoptUint64(int(fd), unix.SOL_SOCKET, unix.SO_COOKIE); serr != nil {
+			serr = os.NewSyscallError("getsockopt(SO_COOKIE)", serr)
+			return
+		}
+		info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+		if err != nil {
+			serr = os.NewSyscallError("getsockopt(TCP_INFO)", err)
+			return
+		}
+		sent = info.Bytes_sent
+	})
+	return cookie, sent, errors.Join(cerr, serr)
 }
 
-func localAddrPort(c net.Conn) netip.AddrPort {
-	if a, ok := c.LocalAddr().(*net.TCPAddr); ok {
-		return a.AddrPort()
+// noteBounce records a hand-back of the connection cookie, with sent
+// bytes sent on it so far, and returns how many hand-backs in a row came
+// with nothing sent since the previous one.
+func (m *mux) noteBounce(cookie, sent uint64) int {
+	now := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, seen := m.bounces[cookie]
+	if seen && b.sent == sent && now.Sub(b.at) < bounceMemory {
+		b.count++
+	} else {
+		b.count = 0
 	}
-	ap, _ := netip.ParseAddrPort(c.LocalAddr().String())
-	return ap
+	b.sent, b.at = sent, now
+	if len(m.bounces) >= bounceRecords {
+		for k, old := range m.bounces {
+			if now.Sub(old.at) >= bounceMemory || len(m.bounces) >= bounceRecords {
+				delete(m.bounces, k)
+			}
+		}
+	}
+	m.bounces[cookie] = b
+	return b.count
 }
 
-// answer writes a complete error response and closes the connection (by
-// the caller's defer). The request never reaches a worker.
-func (m *mux) answer(c net.Conn, status int, reason string) {
-	body := fmt.Sprintf("%d %s: %s\n", status, http.StatusText(status), reason)
-	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	fmt.Fprintf(c, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
-		status, http.StatusText(status), len(body), body)
-}
+func localAddrPort(c net.Conn) netip.AddrPort { return addrPort(c.LocalAddr()) }

@@ -25,6 +25,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -110,11 +111,11 @@ const (
 	alertUnrecognizedName = 112
 )
 
-// routeTLS peeks at the ClientHello on c, a connection accepted on the
-// TLS listener addr, and passes c with exactly the bytes read to the pool
-// of the vhost its SNI names (no SNI, or a name no vhost has: the
-// listener's default). What is not TLS never reaches a worker.
-func (m *mux) routeTLS(c net.Conn, addr string) {
+// routeTLS peeks at the ClientHello on c, a connection accepted on a TLS
+// listener, and passes c with exactly the bytes read to the pool of the
+// vhost its SNI names on that listener (no SNI, or a name no vhost has:
+// the listener's default). What is not TLS never reaches a worker.
+func (m *mux) routeTLS(c net.Conn) {
 	defer c.Close()
 	hr := vhostroute.HelloReader{Timeout: m.plan.HeaderTimeout}
 	hello, err := hr.ReadClientHello(c.(vhostroute.DeadlineReader))
@@ -124,30 +125,21 @@ func (m *mux) routeTLS(c net.Conn, addr string) {
 		case len(hello.Raw) == 0:
 			// Connected and closed (or timed out) without a byte.
 		case errors.Is(err, vhostroute.ErrNotTLS) && errors.As(err, &he) && strings.Contains(he.Reason, "plain HTTP"):
-			m.answer(c, http.StatusBadRequest, "this port speaks TLS: use https://")
+			writeAnswer(c, http.StatusBadRequest, "this port speaks TLS: use https://", nil)
 			drain(c)
 		default:
-			m.log.Debug("not a TLS ClientHello", "listener", addr, "remote", c.RemoteAddr().String(), "err", err)
+			m.log.Debug("not a TLS ClientHello", "local", c.LocalAddr().String(), "remote", c.RemoteAddr().String(), "err", err)
 		}
 		return
 	}
-	local := localAddrPort(c)
-	vi, ok := m.table.Lookup(local, hello.ServerName)
+	local := addrPort(c.LocalAddr())
+	rt, ok := m.table.Lookup(local, hello.ServerName)
 	if !ok {
 		tlsAlert(c, alertUnrecognizedName)
 		return
 	}
-	v := m.plan.VHosts[vi]
-	pool := m.plan.Pools[v.Pool]
-	ctx, cancel := context.WithTimeout(context.Background(), m.plan.QueueTimeout[pool])
-	defer cancel()
-	info := fdpass.ConnInfo{Listener: addr, TLS: true}
-	if err := m.pools[v.Pool].SendConn(ctx, c, hello.Raw, info); err != nil {
-		if errors.Is(err, fdpass.ErrQueueFull) {
-			m.log.Warn("no worker in time", "pool", pool, "sni", hello.ServerName, "wait", m.plan.QueueTimeout[pool])
-		} else {
-			m.log.Error("pass connection", "pool", pool, "sni", hello.ServerName, "err", err)
-		}
+	info := fdpass.ConnInfo{Listener: local.String(), TLS: true}
+	if err := m.pass(c, rt, hello.Raw, info, hello.ServerName); err != nil {
 		tlsAlert(c, alertInternalError)
 	}
 }
@@ -168,13 +160,13 @@ func drain(c net.Conn) {
 // a ticket is accepted for up to two periods.
 const ticketRotation = time.Hour
 
-// workerTLS is a worker's TLS side: its identity's certificates, by name.
+// workerTLS is a worker's TLS side: its identity's certificates, chosen
+// by the same routing table lookup that routes requests.
 type workerTLS struct {
 	cfg      *tls.Config
-	exact    map[string]*certEntry
-	wild     map[string]*certEntry // by the suffix after "*."
-	defaults map[string]*certEntry // by listener
-	first    *certEntry
+	identity string
+	table    *vhostroute.Table[*route]
+	certs    map[int]*certEntry // by vhost index
 	secret   []byte
 }
 
@@ -187,10 +179,10 @@ type certEntry struct {
 // this worker's identity. A vhost whose files cannot be loaded is logged
 // and left out (its handshakes fail), the other sites keep working.
 // It returns nil when no vhost has a certificate.
-func newWorkerTLS(plan *workerPlan, log *slog.Logger) *workerTLS {
-	t := &workerTLS{exact: map[string]*certEntry{}, wild: map[string]*certEntry{}, defaults: map[string]*certEntry{}, secret: plan.TicketSecret}
+func newWorkerTLS(plan *workerPlan, table *vhostroute.Table[*route], log *slog.Logger) *workerTLS {
+	t := &workerTLS{identity: plan.Identity, table: table, certs: map[int]*certEntry{}, secret: plan.TicketSecret}
 	for i := range plan.VHosts {
-		v := &plan.VHosts[i].VHost
+		v := &plan.VHosts[i]
 		if v.TLSCertificate == "" {
 			continue
 		}
@@ -199,32 +191,20 @@ func newWorkerTLS(plan *workerPlan, log *slog.Logger) *workerTLS {
 			log.Error("vhost certificate not loaded; its TLS handshakes will fail", "vhost", v.ServerName, "err", err)
 			continue
 		}
-		e := &certEntry{vhost: v.ServerName, cert: &cert}
-		for _, n := range append([]string{v.ServerName}, v.Aliases...) {
-			n = strings.ToLower(strings.TrimSuffix(n, "."))
-			if suffix, ok := strings.CutPrefix(n, "*."); ok {
-				t.wild[suffix] = e
-			} else if h, err := vhostroute.NormalizeHost(n); err == nil {
-				t.exact[h] = e
-			}
-		}
-		if v.Default {
-			for _, l := range v.Listen {
-				t.defaults[l] = e
-			}
-		}
-		if t.first == nil {
-			t.first = e
-		}
+		t.certs[v.N] = &certEntry{vhost: v.ServerName, cert: &cert}
 	}
-	if t.first == nil {
+	if len(t.certs) == 0 {
 		return nil
 	}
 	t.cfg = &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		NextProtos: []string{"h2", "http/1.1"},
 		GetCertificate: func(hi *tls.ClientHelloInfo) (*tls.Certificate, error) {
-			return t.lookup(hi.ServerName, listenerOf(hi.Conn)).cert, nil
+			rt, e := t.lookup(addrPort(hi.Conn.LocalAddr()), hi.ServerName)
+			if e == nil {
+				return nil, fmt.Errorf("no certificate of identity %s for server name %q (routed to %v)", t.identity, hi.ServerName, rt)
+			}
+			return e.cert, nil
 		},
 	}
 	if len(t.secret) == 0 {
@@ -235,25 +215,15 @@ func newWorkerTLS(plan *workerPlan, log *slog.Logger) *workerTLS {
 	return t
 }
 
-// lookup finds the certificate for a ClientHello's server name on a
-// listener the way the multiplexer routed it: the name, else the
-// listener's default vhost.
-func (t *workerTLS) lookup(sni, listener string) *certEntry {
-	if sni != "" {
-		sni = strings.ToLower(sni)
-		if e := t.exact[sni]; e != nil {
-			return e
-		}
-		if _, suffix, ok := strings.Cut(sni, "."); ok {
-			if e := t.wild[suffix]; e != nil {
-				return e
-			}
-		}
+// lookup finds the route of a server name on a listener, as the
+// multiplexer routed the connection, and this identity's certificate for
+// it (nil when the route is another identity's or has none).
+func (t *workerTLS) lookup(local netip.AddrPort, sni string) (*route, *certEntry) {
+	rt, ok := t.table.Lookup(local, sni)
+	if !ok || rt.Identity != t.identity {
+		return rt, nil
 	}
-	if e := t.defaults[listener]; e != nil {
-		return e
-	}
-	return t.first
+	return rt, t.certs[rt.VHost]
 }
 
 // ticketKey derives the session ticket key of an epoch from the pool's
@@ -290,16 +260,6 @@ func (t *workerTLS) rotate(ctx context.Context) {
 			t.setTicketKeys(time.Now())
 		}
 	}
-}
-
-func listenerOf(c net.Conn) string {
-	if tc, ok := c.(*tls.Conn); ok {
-		c = tc.NetConn()
-	}
-	if fc, ok := c.(*fdpass.Conn); ok {
-		return fc.Info().Listener
-	}
-	return ""
 }
 
 // tlsListener terminates TLS on the connections a multiplexer marked as
@@ -344,26 +304,31 @@ type tlsRequest struct {
 	cert *certEntry // the certificate the connection was given
 }
 
-// admitTLS decides whether a request that came over TLS may be served
-// here (known says host is one of this identity's). A host of another
-// identity cannot be handed back (the TLS state lives in this process),
-// and a host the connection's certificate does not cover was not
-// authenticated to the client: both get 421 Misdirected Request, which
-// makes clients retry on a new connection (RFC 9110 §15.5.20, RFC 9113
-// §9.1.2). It returns the request to serve, or nil once it answered.
-func (h *workerHandler) admitTLS(rw http.ResponseWriter, r *http.Request, host string, known bool) *http.Request {
-	if !known || h.tls == nil {
-		http.Error(rw, "misdirected request: this connection does not serve "+host, http.StatusMisdirectedRequest)
+// admitTLS decides whether a request that came over TLS, whose Host
+// routes to rt (one of this identity's vhosts), may be served on this
+// connection: when its Host routes where its SNI did, or when the
+// connection's certificate covers the Host (a client may reuse a
+// connection for another name the certificate covers, RFC 9113 §9.1.1).
+// Otherwise the Host was never authenticated to the client, and it gets
+// 421 Misdirected Request, which makes clients retry on a new connection.
+// It returns the request to serve, or nil once it answered.
+func (h *workerHandler) admitTLS(rw http.ResponseWriter, r *http.Request, rt *route) *http.Request {
+	if h.tls == nil {
+		http.Error(rw, "misdirected request: this connection does not serve "+rt.Name, http.StatusMisdirectedRequest)
 		return nil
 	}
-	var listener string
-	if c, ok := r.Context().Value(connKey{}).(net.Conn); ok {
-		listener = listenerOf(c)
-	}
-	e := h.tls.lookup(r.TLS.ServerName, listener)
-	if leaf := e.cert.Leaf; leaf == nil || leaf.VerifyHostname(host) != nil {
-		http.Error(rw, "misdirected request: the certificate of this connection does not cover "+host, http.StatusMisdirectedRequest)
+	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	sniRoute, e := h.tls.lookup(addrPort(local), r.TLS.ServerName)
+	if e == nil {
+		http.Error(rw, "misdirected request: this connection does not serve "+rt.Name, http.StatusMisdirectedRequest)
 		return nil
+	}
+	if sniRoute != rt {
+		host, _ := vhostroute.NormalizeHost(r.Host)
+		if leaf := e.cert.Leaf; leaf == nil || leaf.VerifyHostname(host) != nil {
+			http.Error(rw, "misdirected request: the certificate of this connection does not cover "+host, http.StatusMisdirectedRequest)
+			return nil
+		}
 	}
 	return r.WithContext(context.WithValue(r.Context(), tlsInfoKey{}, &tlsRequest{cert: e}))
 }

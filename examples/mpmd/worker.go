@@ -5,7 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
+
 	"log/slog"
 	"net"
 	"net/http"
@@ -44,7 +44,11 @@ func runWorker(ctx context.Context, env *prefork.Env) error {
 	if err := readPlan(planF, &plan); err != nil {
 		return err
 	}
-	h := &workerHandler{w: w, log: log, sites: map[string]*workerSite{}, handbackTimeout: plan.HandbackTimeout, maxBody: plan.MaxBodyBytes}
+	table, err := plan.Routing.table()
+	if err != nil {
+		return err
+	}
+	h := &workerHandler{w: w, log: log, identity: plan.Identity, table: table, sites: map[int]*workerSite{}, handbackTimeout: plan.HandbackTimeout, maxBody: plan.MaxBodyBytes, unknownHost: plan.UnknownHost}
 	for i := range plan.VHosts {
 		v := &plan.VHosts[i]
 		// The identity's own session and temporary directories, unless
@@ -61,7 +65,7 @@ func runWorker(ctx context.Context, env *prefork.Env) error {
 		if err != nil {
 			return err
 		}
-		ws := &workerSite{site: s, maxClients: v.MaxClients}
+		ws := &workerSite{site: s, maxClients: v.MaxClients, name: plan.Routing.VHosts[v.N].Names[0]}
 		if v.LogFile != "" {
 			f, err := env.File(v.LogFile)
 			if err != nil {
@@ -69,13 +73,7 @@ func runWorker(ctx context.Context, env *prefork.Env) error {
 			}
 			ws.access = &accessLog{f: f}
 		}
-		for _, n := range append([]string{v.ServerName}, v.Aliases...) {
-			name, err := vhostroute.NormalizeHost(n)
-			if err != nil {
-				return fmt.Errorf("vhost %q: %w", n, err)
-			}
-			h.sites[name] = ws
-		}
+		h.sites[v.N] = ws
 	}
 	// Persistent php-cgi children (php_mode = "fastcgi") end with the worker.
 	defer func() {
@@ -89,7 +87,7 @@ func runWorker(ctx context.Context, env *prefork.Env) error {
 		return err
 	}
 	h.sock = sock
-	h.tls = newWorkerTLS(&plan, log)
+	h.tls = newWorkerTLS(&plan, table, log)
 	fresh := &freshOnly{Listener: fdpass.NewListener(sock), max: plan.HandbackTimeout, log: log, w: w}
 	ln := &oneAtATime{Listener: &tlsListener{Listener: fresh, t: h.tls, log: log}, w: w, free: make(chan struct{}, 1), closed: make(chan struct{})}
 	ln.free <- struct{}{}
@@ -231,8 +229,7 @@ func (l *freshOnly) Accept() (net.Conn, error) {
 		l.w.Refused()
 		l.log.Warn("connection waited too long for a worker", "queued", fc.Info().Queued.Round(time.Millisecond), "queue_timeout", l.max)
 		if !fc.Info().TLS {
-			c.SetWriteDeadline(time.Now().Add(time.Second))
-			io.WriteString(c, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 39\r\nRetry-After: 1\r\nConnection: close\r\n\r\nthe site is busy; try again in a while\n")
+			writeAnswer(c, http.StatusServiceUnavailable, "the site is busy; try again in a while", retryAfter)
 		}
 		c.Close()
 	}
@@ -289,6 +286,7 @@ func (l *oneAtATime) yieldWhenWanted(c net.Conn, done <-chan struct{}) {
 
 type workerSite struct {
 	*site
+	name       string // the vhost's server_name: what max_clients counts by
 	maxClients int
 	access     *accessLog
 }
@@ -296,7 +294,9 @@ type workerSite struct {
 type workerHandler struct {
 	w               *pool.Worker
 	log             *slog.Logger
-	sites           map[string]*workerSite
+	identity        string
+	table           *vhostroute.Table[*route]
+	sites           map[int]*workerSite // this identity's, by vhost index
 	sock            *fdpass.Socket
 	srv             *http.Server
 	recycle         func()
@@ -307,7 +307,8 @@ type workerHandler struct {
 	// pool; see oneAtATime.
 	queued func() bool
 	// maxBody bounds a request body (max_body_bytes).
-	maxBody int64
+	maxBody     int64
+	unknownHost int
 }
 
 func (h *workerHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
@@ -319,31 +320,41 @@ func (h *workerHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		// Apache's MaxKeepAliveRequests would, but only when needed.
 		rw.Header().Set("Connection", "close")
 	}
-	host, err := vhostroute.NormalizeHost(r.Host)
-	if err != nil {
-		http.Error(rw, "bad Host", http.StatusBadRequest)
+	rt, status := h.route(r)
+	if status != 0 {
+		http.Error(rw, http.StatusText(status), status)
 		return
 	}
-	s, ok := h.sites[host]
-	if r.TLS != nil {
-		if r = h.admitTLS(rw, r, host, ok); r == nil {
+	if rt.Identity != h.identity {
+		if r.TLS != nil {
+			// A TLS connection cannot be handed back: its state lives
+			// in this process. 421 makes the client retry on a new
+			// connection (RFC 9110 §15.5.20, RFC 9113 §9.1.2).
+			http.Error(rw, "misdirected request: this connection does not serve "+rt.Name, http.StatusMisdirectedRequest)
 			return
 		}
-	}
-	if !ok {
 		// A kept-alive connection now asks for another identity's site:
 		// give it back to a multiplexer, which routes it again.
 		h.handBack(rw, r)
 		return
 	}
-	if s.maxClients > 0 && h.w.BusyOn(host) >= s.maxClients {
-		rw.Header().Set("Retry-After", "1")
+	if r.TLS != nil {
+		if r = h.admitTLS(rw, r, rt); r == nil {
+			return
+		}
+	}
+	s := h.sites[rt.VHost]
+	h.w.Busy(s.name, r.URL.Path)
+	if s.maxClients > 0 && h.w.BusyOn(s.name) > s.maxClients {
+		h.w.Between()
 		h.w.Refused()
+		rw.Header().Set("Retry-After", "1")
 		http.Error(rw, "too many clients for this site", http.StatusServiceUnavailable)
 		return
 	}
 	if h.maxBody > 0 {
 		if r.ContentLength > h.maxBody {
+			h.w.Between()
 			rw.Header().Set("Connection", "close")
 			http.Error(rw, fmt.Sprintf("request body of %d bytes is over this server's limit of %d", r.ContentLength, h.maxBody), http.StatusRequestEntityTooLarge)
 			return
@@ -352,7 +363,6 @@ func (h *workerHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		// instead of the rest, and net/http closes the connection.
 		r.Body = http.MaxBytesReader(rw, r.Body, h.maxBody)
 	}
-	h.w.Busy(host, r.URL.Path)
 	rec := &recorder{ResponseWriter: rw, status: http.StatusOK}
 	start := time.Now()
 	s.ServeHTTP(rec, r)
@@ -362,6 +372,21 @@ func (h *workerHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	if h.w.Done() {
 		h.once.Do(h.recycle)
 	}
+}
+
+// route looks r up in the routing table by the local address its
+// connection reached and its host, as the multiplexer did for the first
+// request of the connection. A status is the answer when there is no
+// route: 400 for a host that is not one, else the unknown-host status.
+func (h *workerHandler) route(r *http.Request) (*route, int) {
+	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if rt, ok := h.table.Lookup(addrPort(local), r.Host); ok {
+		return rt, 0
+	}
+	if _, err := vhostroute.NormalizeHost(r.Host); err != nil {
+		return nil, http.StatusBadRequest
+	}
+	return nil, h.unknownHost
 }
 
 // handBack sends the connection, with the request it carries re-encoded
@@ -391,7 +416,7 @@ func (h *workerHandler) handBack(rw http.ResponseWriter, r *http.Request) {
 	}
 	if err := h.sock.SendConn(ctx, conn, head, info); err != nil {
 		h.log.Warn("hand back a connection", "host", r.Host, "err", err)
-		fmt.Fprintf(conn, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+		writeAnswer(conn, http.StatusServiceUnavailable, "the site is busy; try again", retryAfter)
 	}
 }
 

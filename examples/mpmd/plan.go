@@ -14,33 +14,30 @@ import (
 // the configuration file: the master resolved it, and a chrooted
 // multiplexer could not reach it anyway.
 
-// muxPlan is a multiplexer's view: which names go to which pool.
+// muxPlan is a multiplexer's view: where each name on each listener goes.
 type muxPlan struct {
-	Listeners      []string // addresses, in the order of the inherited files "listen-N"
-	Pools          []string // pool names, in the order of the inherited files "pool-N"
-	VHosts         []muxVHost
+	Routing        routing
+	Listeners      []string        // addresses, in the order of the inherited files "listen-N"
+	TLS            []bool          // by listener: whether it speaks TLS
+	QueueTimeout   []time.Duration // by pool (routing.Pools), the inherited files "pool-N"
 	HeaderTimeout  time.Duration
 	MaxHeaderBytes int
 	UnknownHost    int
-	QueueTimeout   map[string]time.Duration // by pool
-	TLS            map[string]bool          // listeners that speak TLS
 }
 
-type muxVHost struct {
-	Names     []string // server name, then aliases
-	Listeners []string // addresses it answers on
-	Default   bool
-	Pool      int // index into Pools
-}
-
-// workerPlan is a worker's view: its identity's vhosts.
+// workerPlan is a worker's view: its identity's vhosts, and everyone's
+// names, so that it routes every request as the multiplexers do.
 type workerPlan struct {
+	Identity       string
+	Routing        routing
+	Listeners      []string // every listen address: a hand-back's local address is one of them
 	VHosts         []workerVHost
 	PHPCGI         string
 	HeaderTimeout  time.Duration
 	KeepAlive      time.Duration
 	MaxHeaderBytes int
 	MaxBodyBytes   int64
+	UnknownHost    int
 	// PHPDefaults are php.ini settings for every vhost of the identity
 	// that does not set them itself: its own session.save_path,
 	// upload_tmp_dir and sys_temp_dir.
@@ -54,6 +51,7 @@ type workerPlan struct {
 
 type workerVHost struct {
 	VHost
+	N       int    // index in routing.VHosts (VHost.Index is its index files)
 	LogFile string // name of the inherited access log file, or ""
 }
 
