@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Status holds the fields of a task's status file that describe its
@@ -274,4 +275,79 @@ func Wakeups(pid int) (switches uint64, threads int, err error) {
 		switches += t.VoluntarySwitches
 	}
 	return switches, len(ts), nil
+}
+
+// clockTicks is the unit of the times in /proc/<pid>/stat (USER_HZ),
+// which Linux fixes at 100 on every architecture it exports it to user
+// space for.
+const clockTicks = 100
+
+// Stat is what the tests read from /proc/<pid>/stat.
+type Stat struct {
+	PPid int
+	// CPU is the time the process has run, user and system together,
+	// in all its threads (utime + stime).
+	CPU time.Duration
+}
+
+// ReadStat reads /proc/<pid>/stat (0: self).
+func ReadStat(pid int) (Stat, error) {
+	p := "/proc/self/stat"
+	if pid != 0 {
+		p = "/proc/" + strconv.Itoa(pid) + "/stat"
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return Stat{}, err
+	}
+	return parseStat(p, b)
+}
+
+func parseStat(p string, b []byte) (Stat, error) {
+	// The command name, field 2, is in parentheses and may hold spaces
+	// and parentheses of its own: the fields resume after the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return Stat{}, fmt.Errorf("%s: no ')' after the command name", p)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3 (state); ppid is field 4, utime 14, stime 15.
+	if len(f) < 13 {
+		return Stat{}, fmt.Errorf("%s: %d fields after the command name, want at least 13", p, len(f))
+	}
+	var n [3]uint64
+	for j, k := range []int{1, 11, 12} {
+		v, err := strconv.ParseUint(f[k], 10, 64)
+		if err != nil {
+			return Stat{}, fmt.Errorf("%s: field %d %q: %w", p, k+3, f[k], err)
+		}
+		n[j] = v
+	}
+	return Stat{PPid: int(n[0]), CPU: time.Duration(n[1]+n[2]) * time.Second / clockTicks}, nil
+}
+
+// Descendants returns the processes whose parent, or parent's parent and
+// so on, is pid, in no particular order.
+func Descendants(pid int) []int {
+	ents, _ := os.ReadDir("/proc")
+	parent := map[int]int{}
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if st, err := ReadStat(p); err == nil {
+			parent[p] = st.PPid
+		}
+	}
+	var out []int
+	for p := range parent {
+		for a, n := parent[p], 0; a > 1 && n < 64; a, n = parent[a], n+1 {
+			if a == pid {
+				out = append(out, p)
+				break
+			}
+		}
+	}
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -122,4 +123,37 @@ func BenchmarkThreads(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func TestParseStat(t *testing.T) {
+	// A command name with spaces and parentheses, as a process can give
+	// itself with prctl(PR_SET_NAME).
+	line := "4242 (evil) (x y) S 17 4242 4242 0 -1 4194560 1000 0 0 0 250 130 0 0 20 0 3 0 12345 1000000 300 18446744073709551615\n"
+	st, err := parseStat("stat", []byte(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.PPid != 17 || st.CPU != 3800*time.Millisecond {
+		t.Errorf("got %+v, want ppid 17 and 3.8s of CPU", st)
+	}
+	if _, err := parseStat("stat", []byte("4242 (short) S 1 2\n")); err == nil {
+		t.Error("a short stat line was accepted")
+	}
+}
+
+func TestReadStatSelf(t *testing.T) {
+	st, err := ReadStat(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.PPid != os.Getppid() {
+		t.Errorf("ppid %d, want %d", st.PPid, os.Getppid())
+	}
+	// Spin until this process has run for a measurable time.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		if st, _ = ReadStat(0); st.CPU >= 20*time.Millisecond {
+			return
+		}
+	}
+	t.Errorf("CPU stayed at %v after 5s of spinning", st.CPU)
 }
