@@ -60,6 +60,9 @@ func startHostileWith(t *testing.T, evilIdentity string) *hostile {
 	path := writeSites(t, addr, fmt.Sprintf("multiplexer_user = \"%d\"\nmultiplexer_group = \"%d\"\nmax_body_bytes = \"1M\"\n", hostMuxID, hostMuxID), sites)
 	h := &hostile{d: startDaemon(t, addr, "-config", path), evil: sites[0], victim: sites[1], dir: filepath.Dir(path)}
 	h.d.get("victim.test", "/") // the victim has a worker running
+	// After every attack, once its clients are gone, nothing spins
+	// (cleanups run last in first out: before the daemon stops).
+	t.Cleanup(func() { assertIdle(t, h.d) })
 	return h
 }
 

@@ -168,7 +168,9 @@ func startRogue(t *testing.T) *hostile {
 		{name: "victim", uid: victimUID, pages: map[string]string{"addr.php": `<?php echo "victim saw ", $_SERVER["REMOTE_ADDR"];`}},
 	}
 	path := writeSites(t, addr, fmt.Sprintf("multiplexer_user = \"%d\"\nmultiplexer_group = \"%d\"\nheader_timeout = \"3s\"\n", hostMuxID, hostMuxID), sites)
-	return &hostile{d: startDaemon(t, addr, "-config", path), evil: sites[0], victim: sites[1]}
+	h := &hostile{d: startDaemon(t, addr, "-config", path), evil: sites[0], victim: sites[1]}
+	t.Cleanup(func() { assertIdle(t, h.d) })
+	return h
 }
 
 // A worker cannot make another site see a client address or listener it
@@ -195,7 +197,6 @@ func TestRogueWorkerBounces(t *testing.T) {
 	} else if d := time.Since(start); d > time.Second {
 		t.Errorf("508 after %v, want it within a second", d)
 	}
-	assertIdle(t, h.d)
 }
 
 // Hand-backs of sockets that are no client connection are refused and
@@ -249,6 +250,5 @@ func TestRogueWorkerFloods(t *testing.T) {
 	if refused := strings.Count(h.d.out.String(), "refused a hand-back"); refused < 250 {
 		t.Errorf("the multiplexers logged %d refused hand-backs, want the 300 sockets that are not client connections", refused)
 	}
-	time.Sleep(3500 * time.Millisecond) // the held hand-backs time out
-	assertIdle(t, h.d)
+	time.Sleep(3500 * time.Millisecond) // the held hand-backs time out before assertIdle
 }
