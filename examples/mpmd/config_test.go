@@ -15,7 +15,10 @@ func TestExampleConfig(t *testing.T) {
 	}
 	var out bytes.Buffer
 	printSummary(&out, cfg)
-	for _, want := range []string{"alice.example www.alice.example -> identity alice", "carol.example -> identity uid-2003-gid-2003", "alice: uid 2001 gid 2001"} {
+	for _, want := range []string{"alice.example www.alice.example -> identity alice", "carol.example -> identity uid-2003-gid-2003", "alice: uid 2001 gid 2001",
+		// The values that will run, defaults filled in (alice sets max).
+		"pool: min 0, min_spare 0, max_spare 2, max 4, max_requests 1000, idle_timeout 30s, expire_timeout 5m0s, queue_timeout 10s",
+		"0.0.0.0:80 http (every address of this host)"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("summary lacks %q:\n%s", want, out.String())
 		}
