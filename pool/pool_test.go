@@ -37,6 +37,9 @@ func TestMain(m *testing.M) {
 //	sleep <ms> <file>   busy for ms, then create file
 //	crash               exit with status 3 at once
 //	status <file>       copy /proc/self/status to file
+//	resize <file>       try to shrink and to grow the scoreboard (as a
+//	                    tenant who took the worker over would), and write
+//	                    what each attempt got to file
 func jobWorker(ctx context.Context, env *prefork.Env) error {
 	w, err := Join(env)
 	if err != nil {
@@ -73,6 +76,13 @@ func jobWorker(ctx context.Context, env *prefork.Env) error {
 		case "status":
 			b, _ := os.ReadFile("/proc/self/status")
 			os.WriteFile(f[1], b, 0o666)
+		case "resize":
+			board, _ := env.File(fileScoreboard)
+			var res []string
+			for _, size := range []int64{0, slotSize, 1 << 20} {
+				res = append(res, fmt.Sprintf("truncate %d: %v", size, board.Truncate(size)))
+			}
+			os.WriteFile(f[1], []byte(strings.Join(res, "\n")), 0o666)
 		}
 		if w.Done() {
 			return nil
@@ -412,6 +422,31 @@ func TestScoreboardPerPool(t *testing.T) {
 	// The dispatch socket (and net.FileConn's duplicate of it).
 	if sockets > 2 {
 		t.Errorf("alpha's worker holds %d sockets: %v", sockets, fds)
+	}
+}
+
+// TestScoreboardResizeRefused: a worker cannot shrink or grow the
+// scoreboard it maps read-write. Shrunk, the master's next read of a slot
+// past the end killed it with SIGBUS, and every worker with it.
+func TestScoreboardResizeRefused(t *testing.T) {
+	h := startPool(t, Config{Max: 4})
+	file := filepath.Join(h.dir, "resize")
+	h.send("resize "+file, 0)
+	var got []byte
+	for deadline := time.Now().Add(10 * time.Second); len(got) == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		got, _ = os.ReadFile(file)
+	}
+	want := "truncate 0: truncate scoreboard: operation not permitted\ntruncate 256: truncate scoreboard: operation not permitted\ntruncate 1048576: truncate scoreboard: operation not permitted"
+	if string(got) != want {
+		t.Errorf("a worker resizing the scoreboard got:\n%s\nwant:\n%s", got, want)
+	}
+	// The master reads every slot, the last one included.
+	s := h.p.Stats()
+	for i := range h.p.board.n {
+		h.p.board.read(i)
+	}
+	if s.Workers != 1 {
+		t.Errorf("stats after the attempt: %+v", s)
 	}
 }
 

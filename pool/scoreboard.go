@@ -85,9 +85,12 @@ type scoreboard struct {
 	n    int
 }
 
-// newScoreboard creates a board of n slots in a fresh memfd.
+// newScoreboard creates a board of n slots in a fresh memfd, sealed at
+// its size: the workers map it read-write and a worker runs a tenant's
+// code, but none can shrink the file under the master's mapping (the
+// master's next read would die of SIGBUS) or grow it.
 func newScoreboard(name string, n int) (*scoreboard, error) {
-	fd, err := unix.MemfdCreate("mpm-scoreboard-"+name, unix.MFD_CLOEXEC)
+	fd, err := unix.MemfdCreate("mpm-scoreboard-"+name, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	if err != nil {
 		return nil, fmt.Errorf("pool %s: create scoreboard: %w", name, os.NewSyscallError("memfd_create", err))
 	}
@@ -95,6 +98,10 @@ func newScoreboard(name string, n int) (*scoreboard, error) {
 	if err := f.Truncate(int64(n * slotSize)); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("pool %s: size scoreboard to %d slots: %w", name, n, err)
+	}
+	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_SEAL); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("pool %s: seal scoreboard: %w", name, os.NewSyscallError("fcntl(F_ADD_SEALS)", err))
 	}
 	sb, err := mapScoreboard(f)
 	if err != nil {

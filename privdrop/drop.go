@@ -38,6 +38,14 @@ func Drop(id Identity) error {
 		return fmt.Errorf("privdrop: drop to %s: %s: %w", id, step, err)
 	}
 
+	// Not dumpable first: from the moment the uid is the identity's, a
+	// dumpable process can be attached to, and its descriptors opened
+	// through /proc, by any process of that uid (the tenant's code), and
+	// until the end of the drop it still holds capabilities.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fail("clear dumpable", err)
+	}
+
 	// The task directory is opened before the chroot, which would hide
 	// /proc, and closed before returning: an open directory outside the
 	// jail is a way out of it (fchdir, then "..").
@@ -95,9 +103,6 @@ func Drop(id Identity) error {
 	}
 	if err := allThreads(syscall.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); err != nil {
 		return fail("set no_new_privs", err)
-	}
-	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
-		return fail("clear dumpable", err)
 	}
 	if id.Umask != 0 {
 		syscall.Umask(int(id.Umask))

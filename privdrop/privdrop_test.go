@@ -245,6 +245,7 @@ func TestCheckThreads(t *testing.T) {
 		{"bounding set", func(s *procstatus.Status) { s.CapBnd = 1 << 7 }, &VerifyError{TID: 12, Field: "CapBnd", Got: "0000000000000080 (cap_setuid)", Want: capHex(0)}},
 		{"ambient set", func(s *procstatus.Status) { s.CapAmb = 1 << 18 }, &VerifyError{TID: 12, Field: "CapAmb", Got: "0000000000040000 (cap_sys_chroot)", Want: capHex(0)}},
 		{"no_new_privs", func(s *procstatus.Status) { s.NoNewPrivs = false }, &VerifyError{TID: 12, Field: "NoNewPrivs", Got: "0", Want: "1"}},
+		{"traced", func(s *procstatus.Status) { s.TracerPid = 4242 }, &VerifyError{TID: 12, Field: "TracerPid", Got: "4242", Want: "0"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

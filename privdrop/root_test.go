@@ -37,6 +37,8 @@ var helpers = map[string]testenv.Helper{
 	"drop":            helperDrop,
 	"trim":            helperTrim,
 	"complete":        helperComplete,
+	"before-complete": helperBeforeComplete,
+	"probe":           helperProbe,
 	"prepare-trimmed": helperPrepareTrimmed,
 	"exit":            helperExit,
 }
@@ -55,16 +57,18 @@ type dropResult struct {
 	NewFileMode   uint32 // permissions of a file created with mode 0666
 }
 
+// errText is err's text, "" for nil.
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
 // tryRegain tries every way back to root we know of that needs no
 // outside help.
 func tryRegain() regainResult {
 	res := regainResult{}
-	errText := func(err error) string {
-		if err == nil {
-			return ""
-		}
-		return err.Error()
-	}
 	res["setuid(0)"] = errText(syscall.Setuid(0))
 	res["setresuid(0,0,0)"] = errText(syscall.Setresuid(0, 0, 0))
 	res["setgid(0)"] = errText(syscall.Setgid(0))
@@ -195,6 +199,36 @@ func helperComplete(args []string) (any, error) {
 		return nil, fmt.Errorf("%s is still in the environment after Complete", EnvIdentity)
 	}
 	testenv.Ready()
+	return res, nil
+}
+
+// helperBeforeComplete is a child started through Prepare that waits,
+// before it calls Complete, for the test to look at it.
+func helperBeforeComplete(args []string) (any, error) {
+	testenv.Ready()
+	_, err := Complete()
+	return nil, err
+}
+
+// helperProbe runs as a tenant (the test gives it a uid) and tries to
+// reach process args[0]: its descriptors, its environment, and ptrace.
+// It returns the error of each attempt ("" when it succeeded).
+func helperProbe(args []string) (any, error) {
+	pid, err := strconv.Atoi(args[0])
+	if err != nil {
+		return nil, err
+	}
+	res := map[string]string{}
+	_, err = os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	res["list fds"] = errText(err)
+	_, err = os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	res["read environ"] = errText(err)
+	runtime.LockOSThread()
+	err = unix.PtraceAttach(pid)
+	if err == nil {
+		unix.PtraceDetach(pid)
+	}
+	res["ptrace attach"] = errText(err)
 	return res, nil
 }
 
@@ -452,8 +486,7 @@ func checkJailView(t *testing.T, res dropResult) {
 }
 
 // TestPrepareComplete: a child started through Prepare and finished by
-// Complete ends exactly as a Drop would leave it, chroot included, and
-// never runs as root: it is the identity from its first instruction.
+// Complete ends exactly as a Drop would leave it, chroot included.
 func TestPrepareComplete(t *testing.T) {
 	testenv.RequireRoot(t)
 	uid, gid := testenv.FreeID(t, 2031), testenv.FreeID(t, 2032)
@@ -463,9 +496,6 @@ func TestPrepareComplete(t *testing.T) {
 	}
 	id := Identity{UID: uid, GID: gid, Groups: []uint32{gid}, Chroot: jail, Dir: "/home", Nice: 3, Umask: 0o022}
 	p := testenv.Command(t, "complete")
-	// The child is the identity from its first instruction, so it must be
-	// able to execute the test binary, which go test keeps in a private
-	// directory.
 	p.Cmd.Path = testenv.PublicExecutable(t)
 	p.Cmd.Dir = "/"
 	if err := Prepare(p.Cmd, id); err != nil {
@@ -482,6 +512,53 @@ func TestPrepareComplete(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkJailView(t, res)
+}
+
+// TestPreparedChildOutOfReach: between its start and Complete, a child
+// started through Prepare is out of reach of the identity's own processes
+// (the tenant): it holds capabilities and has no no_new_privs yet. When it
+// started as the identity, it was dumpable after execve until it cleared
+// that itself, and a tenant process could attach to it or open its
+// descriptors through /proc in that window.
+func TestPreparedChildOutOfReach(t *testing.T) {
+	testenv.RequireRoot(t)
+	uid := testenv.FreeID(t, 2041)
+	id := Identity{UID: uid, GID: uid}
+	p := testenv.Command(t, "before-complete")
+	p.Cmd.Path = testenv.PublicExecutable(t)
+	p.Cmd.Dir = "/"
+	if err := Prepare(p.Cmd, id); err != nil {
+		t.Fatal(err)
+	}
+	pid, release, err := p.Hold()
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe := testenv.Command(t, "probe", strconv.Itoa(pid))
+	probe.Cmd.Path = testenv.PublicExecutable(t)
+	probe.Cmd.Dir = "/"
+	probe.Cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid, Groups: []uint32{}}}
+	var got map[string]string
+	perr := probe.Run(&got)
+	st, serr := procstatus.Process(pid)
+	release()
+	if err := p.Wait(nil); err != nil {
+		t.Fatalf("the child's Complete: %v", err)
+	}
+	if perr != nil || serr != nil {
+		t.Fatalf("probe: %v; status: %v", perr, serr)
+	}
+	for what, e := range got {
+		if !strings.Contains(e, "permission denied") && !strings.Contains(e, "operation not permitted") {
+			t.Errorf("a process of uid %d could %s of the prepared child before Complete (%q)", uid, what, e)
+		}
+	}
+	if len(got) != 3 {
+		t.Errorf("probe results %v, want 3", got)
+	}
+	if st.UID != [4]uint32{} || st.CapAmb == 0 {
+		t.Errorf("prepared child before Complete: uids %v, ambient %s; want uid 0 with the ambient capabilities Complete needs", st.UID, capHex(st.CapAmb))
+	}
 }
 
 // TestTrim: after Trim every thread holds exactly the kept set in

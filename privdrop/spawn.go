@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 
+	"golang.org/x/sys/unix"
 	"kernel.org/pub/linux/libs/security/libcap/cap"
 )
 
@@ -28,13 +29,23 @@ var ErrNotPrepared = errors.New("privdrop: process was not started by Prepare ("
 //
 // The split exists because os/exec can set the uids, gids and groups of a
 // child but cannot empty its bounding set, set no_new_privs or chroot it
-// without the executable inside the jail. So the child starts as id's uid
-// holding, as ambient capabilities, only CAP_SETPCAP (to empty its
-// bounding set) and CAP_SYS_CHROOT or CAP_SYS_NICE when id needs them,
-// and [Complete] finishes the drop and clears them. libcap's cap.Launcher
-// is not used: it ignores SetChroot when a callback sets the process
-// attributes, and a Pdeathsig set through it fires when its launch thread
-// exits (see DESIGN.md).
+// without the executable inside the jail. So the child starts holding, as
+// ambient capabilities, only what [Complete] needs to finish the drop:
+// CAP_SETUID, CAP_SETGID and CAP_SETPCAP, and CAP_SYS_CHROOT or
+// CAP_SYS_NICE when id needs them. libcap's cap.Launcher is not used: it
+// ignores SetChroot when a callback sets the process attributes, and a
+// Pdeathsig set through it fires when its launch thread exits (see
+// DESIGN.md).
+//
+// The child starts as the caller's uid (root), not as id: a process that
+// runs as id from its first instruction is dumpable after execve until it
+// clears that itself, and in that window any process of id's uid (the
+// tenant's own code) could attach to it or open its descriptors through
+// /proc while it still holds capabilities and no no_new_privs. A process
+// of uid 0 is out of the tenant's reach, and the kernel makes it not
+// dumpable at the moment its uid changes. Under a master trimmed with
+// [Trim] (SECBIT_NOROOT locked), uid 0 gives the child no capability
+// beyond the ambient ones.
 //
 // Prepare keeps fields of an existing cmd.SysProcAttr (Setpgid, Pdeathsig,
 // ...) and appends EnvIdentity to cmd.Env (to os.Environ() when cmd.Env is
@@ -43,14 +54,14 @@ func Prepare(cmd *exec.Cmd, id Identity) error {
 	if id.UID == 0 || id.GID == 0 {
 		return fmt.Errorf("privdrop: prepare child as %s: %w", id, ErrRoot)
 	}
-	ambient := []cap.Value{cap.SETPCAP}
+	ambient := []cap.Value{cap.SETUID, cap.SETGID, cap.SETPCAP}
 	if id.Chroot != "" {
 		ambient = append(ambient, cap.SYS_CHROOT)
 	}
 	if id.Nice < 0 {
 		ambient = append(ambient, cap.SYS_NICE)
 	}
-	need := append([]cap.Value{cap.SETUID, cap.SETGID}, ambient...)
+	need := ambient
 	have, err := cap.GetPID(0)
 	if err != nil {
 		return fmt.Errorf("privdrop: prepare child as %s: read capabilities: %w", id, err)
@@ -76,11 +87,8 @@ func Prepare(cmd *exec.Cmd, id Identity) error {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
-	cmd.SysProcAttr.Credential = &syscall.Credential{Uid: id.UID, Gid: id.GID, Groups: id.Groups}
-	if cmd.SysProcAttr.Credential.Groups == nil {
-		// nil would make os/exec call setgroups with an empty list
-		// anyway; be explicit that the child keeps no root groups.
-		cmd.SysProcAttr.Credential.Groups = []uint32{}
+	if cmd.SysProcAttr.Credential != nil {
+		return fmt.Errorf("privdrop: prepare child as %s: cmd.SysProcAttr.Credential is set: the child changes its own credentials in Complete", id)
 	}
 	cmd.SysProcAttr.AmbientCaps = cmd.SysProcAttr.AmbientCaps[:0]
 	for _, v := range ambient {
@@ -99,6 +107,11 @@ func Prepare(cmd *exec.Cmd, id Identity) error {
 // until it returns the process holds capabilities. It returns
 // ErrNotPrepared when the process was not started that way.
 func Complete() (Identity, error) {
+	// Not dumpable before anything else: a process started by Prepare is
+	// root's, but one started another way may already be the identity's.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return Identity{}, fmt.Errorf("privdrop: complete: clear dumpable: %w", os.NewSyscallError("prctl", err))
+	}
 	var id Identity
 	v, ok := os.LookupEnv(EnvIdentity)
 	if !ok {

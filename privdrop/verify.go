@@ -30,7 +30,7 @@ func (e *VerifyError) Error() string {
 // Verify checks that every OS thread of the calling process holds exactly
 // id: all four uids and gids, the supplementary groups, empty inheritable,
 // permitted, effective, bounding and ambient capability sets, no_new_privs
-// set, and the process not dumpable. It reads /proc/self/task/*/status, so
+// set, no tracer attached, and the process not dumpable. It reads /proc/self/task/*/status, so
 // /proc must be reachable (after a chroot it usually is not; [Drop]
 // verifies through a handle opened before the chroot).
 func Verify(id Identity) error {
@@ -91,6 +91,11 @@ func checkThreads(threads []procstatus.Status, id Identity) error {
 		}
 		if !s.NoNewPrivs {
 			return &VerifyError{TID: s.TID, Field: "NoNewPrivs", Got: "0", Want: "1"}
+		}
+		// A tracer attached before the drop would keep control of the
+		// dropped process (and of what it holds) after it.
+		if s.TracerPid != 0 {
+			return &VerifyError{TID: s.TID, Field: "TracerPid", Got: fmt.Sprint(s.TracerPid), Want: "0"}
 		}
 	}
 	return nil

@@ -380,6 +380,13 @@ func (c *Config) checkVHost(i int, policy privdrop.Policy, uids map[uint32]strin
 	default:
 		return c.errAt(where, "vhost %q has neither identity nor user", v.ServerName)
 	}
+	if v.AccessLog != "" {
+		// Refused here, by -check and by a reload, rather than when the
+		// master opens it as root.
+		if err := checkLogPath(v.AccessLog); err != nil {
+			return c.errAt(where+".access_log", "vhost %q: access_log: %v", v.ServerName, err)
+		}
+	}
 	if v.MaxClients < 0 {
 		return c.errAt(where+".max_clients", "vhost %q: max_clients %d is negative", v.ServerName, v.MaxClients)
 	}

@@ -9,6 +9,8 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
@@ -674,5 +676,72 @@ echo str_contains(session_save_path(), "/php/evil/") ? "own sessions\n" : "SHARE
 	}
 	if _, again := h.d.get("victim.test", "/sess.php"); !strings.HasPrefix(again, "user=victim") {
 		t.Errorf("the victim's session did not survive: %q", again)
+	}
+}
+
+// The master opens logs as root. A tenant who can write the directory of
+// its log (here: an administrator put evil's log in evil's own home) turns
+// the log into a link to a root-owned file; a reload then had root open
+// the link and evil's worker append to the file. Such a configuration is
+// refused, by -check and by the reload, naming the directory.
+func TestHostileLogSymlink(t *testing.T) {
+	h := startHostile(t)
+	evilLogs := filepath.Join(h.dir, "evil-logs")
+	if err := os.Mkdir(evilLogs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(evilLogs, evilUID, evilUID)
+	target := filepath.Join(h.dir, "root-only")
+	os.WriteFile(target, []byte("root's file\n"), 0o600)
+	// The tenant's own code plants the link.
+	h.php(t, fmt.Sprintf(`symlink(%q, %q); echo "planted";`, target, filepath.Join(evilLogs, "access.log")))
+	cfgPath := filepath.Join(h.dir, "mpmd.toml")
+	cfg, _ := os.ReadFile(cfgPath)
+	bad := strings.Replace(string(cfg), filepath.Join(h.dir, "log", "evil.log"), filepath.Join(evilLogs, "access.log"), 1)
+	os.WriteFile(cfgPath, []byte(bad), 0o644)
+
+	check := exec.Command(testenv.PublicExecutable(t), "-check", "-config", cfgPath)
+	check.Env = append(os.Environ(), envRunDaemon+"=1")
+	out, err := check.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "log directory "+evilLogs+" is owned by uid 2401") {
+		t.Errorf("-check with a log in the tenant's directory: %v\n%s", err, out)
+	}
+	h.d.cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(h.d.out.String(), "reload refused") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(h.d.out.String(), "is owned by uid 2401") {
+		t.Errorf("reload with a log in the tenant's directory was not refused:\n%s", h.d.out)
+	}
+	h.d.get("evil.test", "/") // the running configuration still serves, and logs
+	if b, _ := os.ReadFile(target); string(b) != "root's file\n" {
+		t.Errorf("root's file was written through the tenant's link: %q", b)
+	}
+}
+
+// A client's Basic-auth user, request line, referer and user agent are
+// escaped in the log: one request is one line, and no field can pass for
+// another (the user was logged as sent, newlines included).
+func TestHostileLogInjection(t *testing.T) {
+	h := startHostile(t)
+	forged := "x\n203.0.113.9 - admin [01/Jan/2026] \"GET /admin HTTP/1.1\" 200 1 \"-\" \"-\""
+	req := "GET /?q=\"a\" HTTP/1.1\r\nHost: victim.test\r\nAuthorization: Basic " + base64.StdEncoding.EncodeToString([]byte(forged+":pw")) + "\r\nUser-Agent: ua\" \"x\r\n\r\n"
+	if resp, err := rawRequest(t, h.d.addr, req); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+	}
+	var log []byte
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if log, _ = os.ReadFile(filepath.Join(h.dir, "log", "victim.log")); bytes.Count(log, []byte("\n")) >= 2 {
+			break
+		}
+	}
+	lines := strings.Split(strings.TrimSuffix(string(log), "\n"), "\n")
+	last := lines[len(lines)-1]
+	want := `127.0.0.1 - x\x0a203.0.113.9\x20-\x20admin\x20[01/Jan/2026]\x20\"GET\x20/admin\x20HTTP/1.1\"\x20200\x201\x20\"-\"\x20\"-\" [`
+	if len(lines) != 2 || !strings.HasPrefix(last, want) || !strings.HasSuffix(last, `"GET /?q=\"a\" HTTP/1.1" 200 20 "-" "ua\" \"x"`) {
+		t.Errorf("victim's log:\n%s\nwant 2 lines, the last starting %s and ending with the escaped request", log, want)
 	}
 }

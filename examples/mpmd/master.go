@@ -402,15 +402,6 @@ func childEnv() []string {
 	return []string{"PATH=/usr/local/bin:/usr/bin:/bin", "GOMAXPROCS=1"}
 }
 
-// openLog opens an access log for appending, creating it (and its
-// directory) owned by root: the workers get the descriptor, not the path.
-func openLog(path string) (*os.File, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, err
-	}
-	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
-}
-
 // stats returns every pool's stats, sorted by name.
 func (m *master) stats() []pool.Stats {
 	m.mu.Lock()

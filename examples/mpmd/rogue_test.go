@@ -50,6 +50,8 @@ func testWorker(ctx context.Context, env *prefork.Env) error {
 //	         and listener
 //	/bounce  hand it back unserved, for rogue.test again, for ever
 //	/hold    hand it back with half a request head, and never more
+//	/truncate  shrink the pool's scoreboard to nothing, and answer
+//	         with the error it got
 //	/flood   hand back 300 sockets that are not client connections
 //	         (unix socket pairs, TCP connections it made itself), then
 //	         answer 200
@@ -68,11 +70,11 @@ func rogueWorker(ctx context.Context, env *prefork.Env) error {
 		if err != nil {
 			return nil
 		}
-		go rogueServe(ctx, sock, c)
+		go rogueServe(ctx, env, sock, c)
 	}
 }
 
-func rogueServe(ctx context.Context, sock *fdpass.Socket, c *fdpass.Conn) {
+func rogueServe(ctx context.Context, env *prefork.Env, sock *fdpass.Socket, c *fdpass.Conn) {
 	defer c.Close()
 	req, err := http.ReadRequest(bufio.NewReader(c))
 	if err != nil {
@@ -93,6 +95,13 @@ func rogueServe(ctx context.Context, sock *fdpass.Socket, c *fdpass.Conn) {
 		})
 	case "/bounce":
 		send(c, "GET /bounce HTTP/1.1\r\nHost: rogue.test\r\n\r\n", fdpass.ConnInfo{})
+	case "/truncate":
+		board, err := env.File("scoreboard")
+		if err == nil {
+			err = board.Truncate(0)
+		}
+		msg := fmt.Sprintf("truncate: %v\n", err)
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(msg), msg)
 	case "/hold":
 		send(c, "GET / HTTP/1.1\r\n", fdpass.ConnInfo{})
 	case "/flood":
@@ -182,6 +191,21 @@ func TestRogueWorkerSpoofsClient(t *testing.T) {
 	code, body := h.d.get("rogue.test", "/spoof")
 	if want := "victim saw 127.0.0.1"; code != 200 || body != want {
 		t.Errorf("victim's page through a forged hand-back: %d %q, want %q\n%s", code, body, want, h.d.out)
+	}
+}
+
+// A worker cannot shrink its pool's scoreboard, which the root master
+// maps: shrunk, the master's next read of it died of SIGBUS, and every
+// site with it.
+func TestRogueWorkerTruncatesScoreboard(t *testing.T) {
+	h := startRogue(t)
+	code, body := h.d.get("rogue.test", "/truncate")
+	if code != 200 || body != "truncate: truncate scoreboard: operation not permitted\n" {
+		t.Errorf("the rogue's truncate: %d %q", code, body)
+	}
+	time.Sleep(300 * time.Millisecond) // the master reads the boards every 100ms
+	if code, body := h.d.get("victim.test", "/addr.php"); code != 200 || body != "victim saw 127.0.0.1" {
+		t.Errorf("victim after the attack: %d %q\n%s", code, body, h.d.out)
 	}
 }
 

@@ -479,16 +479,17 @@ func (a *accessLog) log(r *http.Request, status int, size int64, t time.Time) {
 	}
 	user := "-"
 	if u, _, ok := r.BasicAuth(); ok && u != "" {
-		user = u
+		user = logEscape(u, false)
 	}
 	sz := "-"
 	if size > 0 {
 		sz = strconv.FormatInt(size, 10)
 	}
-	line := fmt.Sprintf("%s - %s [%s] %s %d %s %s %s\n",
+	// Every field a client chooses is escaped: a line is one request.
+	line := fmt.Sprintf("%s - %s [%s] \"%s\" %d %s \"%s\" \"%s\"\n",
 		host, user, t.Format("02/Jan/2006:15:04:05 -0700"),
-		strconv.Quote(r.Method+" "+r.RequestURI+" "+r.Proto), status, sz,
-		strconv.Quote(orDash(r.Referer())), strconv.Quote(orDash(r.UserAgent())))
+		logEscape(r.Method+" "+r.RequestURI+" "+r.Proto, true), status, sz,
+		logEscape(orDash(r.Referer()), true), logEscape(orDash(r.UserAgent()), true))
 	a.mu.Lock()
 	a.f.WriteString(line)
 	a.mu.Unlock()

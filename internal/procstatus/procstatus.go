@@ -28,6 +28,7 @@ type Status struct {
 	Name       string    // Name: the command name
 	Umask      uint32    // Umask: the file mode creation mask
 	PPid       int       // PPid: the parent's pid
+	TracerPid  int       // TracerPid: the process tracing this task, 0 when none
 	UID        [4]uint32 // Uid: real, effective, saved, filesystem
 	GID        [4]uint32 // Gid: real, effective, saved, filesystem
 	Groups     []uint32  // Groups: supplementary groups, sorted
@@ -69,6 +70,8 @@ func Parse(r io.Reader) (Status, error) {
 			s.TID, err = strconv.Atoi(v)
 		case "PPid":
 			s.PPid, err = strconv.Atoi(v)
+		case "TracerPid":
+			s.TracerPid, err = strconv.Atoi(v)
 		case "Uid":
 			s.UID, err = parseIDs(v)
 			seen++
