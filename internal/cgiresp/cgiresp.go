@@ -136,6 +136,9 @@ func (w *Writer) Write(p []byte) (int, error) {
 // sends the status and headers and returns the bytes of p after the blank
 // line.
 func (w *Writer) readHeader(p []byte) (body []byte, done bool, err error) {
+	if w.head == nil {
+		w.head = make([]byte, 0, 512) // PHP's usual header block fits
+	}
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
 		piece := p
