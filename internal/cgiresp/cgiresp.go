@@ -27,6 +27,8 @@
 // When something fails, [Writer.Started] tells the caller whether the
 // client has already been sent a status (by the script or by the Writer's
 // own 502): if not, the caller may still answer with its own error page.
+// [Writer.Err] tells whether the Writer itself failed, the response then
+// being either its own complete 502 or a client that is gone.
 package cgiresp
 
 import (
@@ -102,6 +104,12 @@ func NewWriter(rw http.ResponseWriter) *Writer {
 // status line, the script's or the Writer's own 502. Until then the caller
 // may still send a response of its own.
 func (w *Writer) Started() bool { return w.started }
+
+// Err returns the Writer's first error: the response was bad (the client
+// got the Writer's 502 for it, a complete response) or the client could
+// not be written to. A caller whose source of the response failed while
+// Started is true and Err is nil has a response cut short on its hands.
+func (w *Writer) Err() error { return w.err }
 
 // Write takes the next bytes of the CGI response. It returns an error when
 // the header block is malformed or too large (the client then got a 502),

@@ -43,7 +43,11 @@ func run(chunks [][]byte, flush bool) outcome {
 			note(w.Flush())
 		}
 	}
-	note(w.Close())
+	closeErr := w.Close()
+	note(closeErr)
+	if closeErr != w.Err() {
+		note(fmt.Errorf("Close returned %v, Err %v", closeErr, w.Err()))
+	}
 	res := rec.Result()
 	o := outcome{Code: res.StatusCode, Header: res.Header, Body: rec.Body.String(), Started: w.Started()}
 	if firstErr != nil {
@@ -331,6 +335,9 @@ func TestClientGone(t *testing.T) {
 	if !w.Started() || rw.Code != 200 {
 		t.Errorf("started %v, code %d; want true, the script's 200", w.Started(), rw.Code)
 	}
+	if w.Err() != err {
+		t.Errorf("Err: %v, want %v", w.Err(), err)
+	}
 	if _, err2 := w.Write([]byte("more")); err2 != err {
 		t.Errorf("Write after the failure: %v, want the first error", err2)
 	}
@@ -345,8 +352,8 @@ func TestNotStarted(t *testing.T) {
 	rec := httptest.NewRecorder()
 	w := NewWriter(rec)
 	w.Write([]byte("Content-Type: text/html\r\nX-A"))
-	if w.Started() {
-		t.Fatal("started before the header block ended")
+	if w.Started() || w.Err() != nil {
+		t.Fatalf("before the header block ended: started %v, err %v", w.Started(), w.Err())
 	}
 	http.Error(rec, "the caller's own page", http.StatusServiceUnavailable)
 	if rec.Code != 503 {

@@ -97,13 +97,16 @@ func Example_handler() {
 		}
 		if err != nil {
 			log.Printf("%s: %v", r.URL.Path, err)
-			if !cw.Started() {
+			switch {
+			case !cw.Started():
 				http.Error(w, "PHP failed", http.StatusBadGateway)
-				return
+			case cw.Err() == nil:
+				// The response is under way and cut short: make the
+				// client see that rather than a complete-looking one.
+				panic(http.ErrAbortHandler)
 			}
-			// The response is under way and cut short: make the client
-			// see that rather than a complete-looking response.
-			panic(http.ErrAbortHandler)
+			// Otherwise cgiresp answered a bad response with its own
+			// 502, or the client is gone.
 		}
 	}
 	http.Handle("/", http.HandlerFunc(handler))

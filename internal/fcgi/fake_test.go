@@ -9,12 +9,15 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http/httptest"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/gompm/mpm/internal/cgiresp"
 )
 
 // The records that open a request, as the server receives them.
@@ -265,6 +268,24 @@ func TestServerMessages(t *testing.T) {
 				t.Errorf("Do: %#v, want *EndRequestError %v", err, tt.wantEnd)
 			}
 		})
+	}
+}
+
+// A bad CGI response ends the request at the header block: cgiresp
+// answers it with a 502 of its own, and says so.
+func TestBadCGIResponse(t *testing.T) {
+	c := fakeServer(t, func(conn net.Conn) {
+		readRequest(conn)
+		conn.Write(cat(rec(6, "Status: abc\r\n\r\nbody"), endRec(0, 0)))
+	})
+	rec := httptest.NewRecorder()
+	cw := cgiresp.NewWriter(rec)
+	err := c.Do(context.Background(), get("/"), nil, 0, cw)
+	if err == nil || err.Error() != `fcgi: writing the response: cgiresp: bad Status header "abc"` || errors.Is(err, ErrNotSent) {
+		t.Errorf("Do: %v", err)
+	}
+	if rec.Code != 502 || !cw.Started() || cw.Err() == nil {
+		t.Errorf("code %d, started %v, Err %v; want cgiresp's 502", rec.Code, cw.Started(), cw.Err())
 	}
 }
 
