@@ -59,7 +59,11 @@ func TestParams(t *testing.T) {
 	c := serveFCGI(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(seen{r.Method, r.URL.RawQuery, r.Host, r.URL.Path, fcgi.ProcessEnv(r)})
 	}))
-	params := get("/index.php?a=1&b=%20two")
+	// Without REQUEST_URI, net/http/fcgi builds the URL from SCRIPT_NAME
+	// and QUERY_STRING, so the handler sees what those two carried.
+	params := get("")
+	delete(params, "REQUEST_URI")
+	params["SCRIPT_NAME"] = "/index.php"
 	params["QUERY_STRING"] = "a=1&b=%20two"
 	custom := map[string]string{
 		"SCRIPT_FILENAME":                "/srv/www/index.php",
