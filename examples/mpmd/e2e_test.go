@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 	roles.Add(roleMux, runMux)
 	roles.Add(roleWorker, testWorker)
 	roles.Add(roleStatus, runStatus)
-	roles.Add(roleTLSCheck, runTLSCheck)
+	roles.Add(roleCheck, runCheck)
 	roles.Main()
 	if os.Getenv(envRunDaemon) == "1" {
 		os.Exit(cli(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
@@ -835,4 +835,92 @@ func TestExampleConfigServes(t *testing.T) {
 		}
 	}
 	assertIdle(t, d)
+}
+
+// A document root the identity cannot open is refused by -check, at
+// start and by a reload, naming the vhost; one that goes away while the
+// daemon runs makes its own vhost answer 503, and the identity's other
+// vhosts are served. (It passed -check, then every worker of the identity
+// crashed at start in a loop and all its sites hung.)
+func TestMissingDocumentRoot(t *testing.T) {
+	testenv.RequireRoot(t)
+	requirePHP(t)
+	uid, muxID := testenv.FreeID(t, 2241), testenv.FreeID(t, 2242)
+	addr := freePort(t)
+	dir := testenv.PublicDir(t, 0o755)
+	roots := map[string]string{}
+	for _, n := range []string{"one", "two"} {
+		roots[n] = filepath.Join(dir, n)
+		os.Mkdir(roots[n], 0o700)
+		os.WriteFile(filepath.Join(roots[n], "index.html"), []byte(n+"\n"), 0o600)
+		os.Chown(filepath.Join(roots[n], "index.html"), int(uid), int(uid))
+		os.Chown(roots[n], int(uid), int(uid))
+	}
+	closed := filepath.Join(dir, "closed") // root's, 0700: the identity cannot open it
+	os.Mkdir(closed, 0o700)
+	cfg := func(extra string) string {
+		p := filepath.Join(dir, "mpmd.toml")
+		text := fmt.Sprintf("[server]\nlisten = [%q]\nadmin = \"off\"\nrun_dir = %q\nmultiplexer_user = \"%d\"\nmultiplexer_group = \"%d\"\n\n[identity.a]\nuser = \"%d\"\ngroup = \"%d\"\n", addr, filepath.Join(dir, "run"), muxID, muxID, uid, uid)
+		for _, n := range []string{"one", "two"} {
+			text += fmt.Sprintf("\n[[vhost]]\nserver_name = \"%s.test\"\ndocument_root = %q\nidentity = \"a\"\n", n, roots[n])
+		}
+		os.WriteFile(p, []byte(text+extra), 0o644)
+		return p
+	}
+	run := func(args ...string) (string, error) {
+		c := exec.Command(testenv.PublicExecutable(t), args...)
+		c.Env = append(os.Environ(), envRunDaemon+"=1")
+		out, err := c.CombinedOutput()
+		return string(out), err
+	}
+	for _, root := range []string{filepath.Join(dir, "missing"), closed} {
+		path := cfg(fmt.Sprintf("\n[[vhost]]\nserver_name = \"three.test\"\ndocument_root = %q\nidentity = \"a\"\n", root))
+		out, err := run("-check", "-config", path)
+		if err == nil || !strings.Contains(out, "identity a: vhost three.test: this identity cannot open document_root") {
+			t.Errorf("-check with document root %s: %v\n%s", root, err, out)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		c := exec.CommandContext(ctx, testenv.PublicExecutable(t), "-config", path)
+		c.Env = append(os.Environ(), envRunDaemon+"=1")
+		out2, err := c.CombinedOutput()
+		cancel()
+		if err == nil || !strings.Contains(string(out2), "vhost three.test: this identity cannot open document_root") {
+			t.Errorf("start with document root %s: %v\n%s", root, err, out2)
+		}
+	}
+
+	path := cfg("")
+	d := startDaemon(t, addr, "-config", path)
+	for _, n := range []string{"one", "two"} {
+		if code, body := d.get(n+".test", "/"); code != 200 || body != n+"\n" {
+			t.Fatalf("%s.test: %d %q", n, code, body)
+		}
+	}
+	cfg(fmt.Sprintf("\n[[vhost]]\nserver_name = \"three.test\"\ndocument_root = %q\nidentity = \"a\"\n", filepath.Join(dir, "missing")))
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(d.out.String(), "reload failed") && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(d.out.String(), "vhost three.test: this identity cannot open document_root") {
+		t.Errorf("a reload with a missing document root was not refused:\n%s", d.out)
+	}
+
+	// two's document root goes away; the worker that had it open is
+	// replaced.
+	os.RemoveAll(roots["two"])
+	for _, pid := range children(t, d.cmd.Process.Pid) {
+		if st, err := procstatus.Process(pid); err == nil && st.UID[0] == uid {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	for _, c := range []struct {
+		host string
+		code int
+	}{{"one.test", 200}, {"two.test", 503}, {"one.test", 200}} {
+		start := time.Now()
+		code, _ := newClientGet(t, addr, c.host, "/")
+		if code != c.code || time.Since(start) > 2*time.Second {
+			t.Errorf("%s after two's document root went: %d after %v, want %d at once\n%s", c.host, code, time.Since(start), c.code, d.out)
+		}
+	}
 }

@@ -27,7 +27,7 @@ func main() {
 	roles.Add(roleMux, runMux)
 	roles.Add(roleWorker, runWorker)
 	roles.Add(roleStatus, runStatus)
-	roles.Add(roleTLSCheck, runTLSCheck)
+	roles.Add(roleCheck, runCheck)
 	roles.Main() // in a multiplexer or worker: runs it and exits
 
 	os.Exit(cli(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
@@ -70,19 +70,21 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if *check {
-		printSummary(stdout, cfg)
-		// The keys are read as their identities, never by this process.
-		problems, err := checkKeys(cfg, cfg.exe, os.Geteuid() == 0)
+		// Document roots and keys are read as their identities, never
+		// by this process.
+		problems, err := checkIdentities(cfg, cfg.exe, os.Geteuid() == 0)
 		if err != nil {
 			fmt.Fprintf(stderr, "mpmd: %v\n", err)
 			return 1
 		}
+		for _, p := range problems {
+			fmt.Fprintf(stderr, "mpmd: %s\n", p)
+		}
 		if len(problems) > 0 {
-			for _, p := range problems {
-				fmt.Fprintf(stderr, "mpmd: TLS: %s\n", p)
-			}
+			fmt.Fprintf(stderr, "mpmd: configuration %s: %d problems\n", cfg.file, len(problems))
 			return 1
 		}
+		printSummary(stdout, cfg)
 		return 0
 	}
 	if os.Geteuid() != 0 {

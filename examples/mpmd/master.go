@@ -181,7 +181,7 @@ func (m *master) reload(path string) {
 // start builds and starts a generation for cfg: one pool per identity
 // that has a vhost, and the multiplexers.
 func (m *master) start(cfg *Config) (g *generation, err error) {
-	if err := m.preflightTLS(cfg); err != nil {
+	if err := m.preflight(cfg); err != nil {
 		return nil, err
 	}
 	gen := &generation{m: m, cfg: cfg, stopping: make(chan struct{})}

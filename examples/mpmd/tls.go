@@ -16,7 +16,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -33,7 +32,6 @@ import (
 	"time"
 
 	"github.com/gompm/mpm/fdpass"
-	"github.com/gompm/mpm/prefork"
 	"github.com/gompm/mpm/vhostroute"
 )
 
@@ -67,7 +65,7 @@ func (c *Config) checkTLSListen() error {
 
 // checkVHostTLS checks vhost i's certificate settings once its listeners
 // are known. It does not open the files: the master never reads a key,
-// and the key is only readable by the identity (see checkKeys).
+// and the key is only readable by the identity (see checkIdentities).
 func (c *Config) checkVHostTLS(i int) error {
 	v := &c.VHosts[i]
 	where := fmt.Sprintf("vhost.%d", i)
@@ -403,117 +401,10 @@ func (m *master) ticketSecret(cfg *Config, name string) ([]byte, error) {
 	return s, nil
 }
 
-// ---- key check, as each identity ----
-
-const roleTLSCheck = "tlscheck"
-
-type tlsCheckVHost struct {
-	ServerName string
-	Names      []string
-	Cert, Key  string
-}
-
-// checkKeys checks every vhost's certificate and key in a short-lived
-// child per identity that runs as that identity: whether it can read its
-// key, whether the certificate matches the key and the vhost's names,
-// and whether it is valid now. It returns one message per problem.
-func checkKeys(cfg *Config, exe string, root bool) ([]string, error) {
-	byID := map[string][]tlsCheckVHost{}
-	var ids []string
-	for _, v := range cfg.VHosts {
-		if v.TLSCertificate == "" {
-			continue
-		}
-		if _, ok := byID[v.Identity]; !ok {
-			ids = append(ids, v.Identity)
-		}
-		byID[v.Identity] = append(byID[v.Identity], tlsCheckVHost{ServerName: v.ServerName, Names: append([]string{v.ServerName}, v.Aliases...), Cert: v.TLSCertificate, Key: v.TLSKey})
-	}
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	if exe == "" {
-		var err error
-		if exe, err = os.Executable(); err != nil {
-			return nil, err
-		}
-	}
-	slices.Sort(ids)
-	var problems []string
-	for _, name := range ids {
-		spec := prefork.Spec{Role: roleTLSCheck, Path: exe, Env: childEnv()}
-		if root {
-			r := cfg.Identities[name].resolved
-			spec.Identity = &r
-		}
-		out, err := runTLSCheckChild(spec, byID[name])
-		if err != nil {
-			return nil, fmt.Errorf("check the keys of identity %s: %w", name, err)
-		}
-		for _, p := range out {
-			problems = append(problems, "identity "+name+": "+p)
-		}
-	}
-	return problems, nil
-}
-
-func runTLSCheckChild(spec prefork.Spec, vhosts []tlsCheckVHost) ([]string, error) {
-	plan, err := planFile("tlscheck", vhosts)
-	if err != nil {
-		return nil, err
-	}
-	defer plan.Close()
-	r, w, err := os.Pipe()
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	spec.Files = []prefork.File{{Name: "plan", File: plan}, {Name: "out", File: w}}
-	var g prefork.Group
-	c, err := g.Start(spec)
-	w.Close()
-	if err != nil {
-		return nil, err
-	}
-	b, rerr := io.ReadAll(io.LimitReader(r, 1<<20))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	exit := c.Stop(ctx)
-	if rerr != nil {
-		return nil, rerr
-	}
-	var problems []string
-	if err := json.Unmarshal(b, &problems); err != nil {
-		return nil, fmt.Errorf("key check child (%s) gave no answer", exit)
-	}
-	return problems, nil
-}
-
-// runTLSCheck is the key check child: it runs as the identity and writes
-// a JSON list of problems to the inherited file "out".
-func runTLSCheck(ctx context.Context, env *prefork.Env) error {
-	planF, err := env.File("plan")
-	if err != nil {
-		return err
-	}
-	out, err := env.File("out")
-	if err != nil {
-		return err
-	}
-	var vhosts []tlsCheckVHost
-	if err := readPlan(planF, &vhosts); err != nil {
-		return err
-	}
-	problems := []string{}
-	for _, v := range vhosts {
-		problems = append(problems, checkCertKey(v, time.Now())...)
-	}
-	b, _ := json.Marshal(problems)
-	_, err = out.Write(b)
-	return err
-}
-
-func checkCertKey(v tlsCheckVHost, now time.Time) []string {
+// checkCertKey checks a vhost's certificate and key, as its identity: that
+// it can read them, that they go together, cover the vhost's names and
+// are valid now. It returns one message per problem.
+func checkCertKey(v checkVHost, now time.Time) []string {
 	var out []string
 	bad := func(format string, args ...any) {
 		out = append(out, "vhost "+v.ServerName+": "+fmt.Sprintf(format, args...))
@@ -559,19 +450,6 @@ func checkCertKey(v tlsCheckVHost, now time.Time) []string {
 		}
 	}
 	return out
-}
-
-// preflightTLS refuses a configuration whose keys its identities cannot
-// use, before any of its children start.
-func (m *master) preflightTLS(cfg *Config) error {
-	problems, err := checkKeys(cfg, m.exe, m.root)
-	if err != nil {
-		return err
-	}
-	if len(problems) > 0 {
-		return errors.New("TLS: " + strings.Join(problems, "; "))
-	}
-	return nil
 }
 
 // selfSigned makes a self-signed ECDSA P-256 certificate for names, valid

@@ -61,11 +61,14 @@ func runWorker(ctx context.Context, env *prefork.Env) error {
 				v.PHPAdminValue[k] = val
 			}
 		}
-		s, err := newSite(&v.VHost, plan.PHPCGI, log)
-		if err != nil {
-			return err
+		ws := &workerSite{maxClients: v.MaxClients, name: plan.Routing.VHosts[v.N].Names[0]}
+		if ws.site, err = newSite(&v.VHost, plan.PHPCGI, log); err != nil {
+			// One vhost that cannot be served (its document root went
+			// away since the check) answers 503; the identity's other
+			// vhosts are served as usual.
+			log.Error("vhost unavailable", "vhost", v.ServerName, "err", err)
+			ws.site = nil
 		}
-		ws := &workerSite{site: s, maxClients: v.MaxClients, name: plan.Routing.VHosts[v.N].Names[0]}
 		if v.LogFile != "" {
 			f, err := env.File(v.LogFile)
 			if err != nil {
@@ -78,7 +81,9 @@ func runWorker(ctx context.Context, env *prefork.Env) error {
 	// Persistent php-cgi children (php_mode = "fastcgi") end with the worker.
 	defer func() {
 		for _, ws := range h.sites {
-			ws.close()
+			if ws.site != nil {
+				ws.close()
+			}
 		}
 	}()
 	// Shared: each connection wakes one idle worker of the pool, not all.
@@ -344,6 +349,11 @@ func (h *workerHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s := h.sites[rt.VHost]
+	if s.site == nil {
+		rw.Header().Set("Retry-After", "60")
+		http.Error(rw, "this site is unavailable (see the server's log)", http.StatusServiceUnavailable)
+		return
+	}
 	h.w.Busy(s.name, r.URL.Path)
 	if s.maxClients > 0 && h.w.BusyOn(s.name) > s.maxClients {
 		h.w.Between()
