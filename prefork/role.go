@@ -104,6 +104,10 @@ func (r *Roles) run(name string) int {
 		log.Error("role failed", "err", err)
 		return 1
 	}
+	// The parent, as it was at the start: the drop below clears the
+	// parent-death signal (the kernel does on any change of credentials),
+	// which is set again after it, and a parent gone in between is seen.
+	parent := os.Getppid()
 	env := &Env{Role: name, Logger: log}
 	// Descriptors are sorted out first, while /proc is reachable (a
 	// chroot in the drop below hides it); this reads no input and runs
@@ -121,6 +125,9 @@ func (r *Roles) run(name string) int {
 			return fail(err)
 		}
 		env.Identity = &id
+		if err := keepDeathSignal(parent); err != nil {
+			return fail(err)
+		}
 	}
 	os.Unsetenv(EnvRole)
 	os.Unsetenv(EnvFiles)
@@ -198,4 +205,17 @@ func adoptFiles(spec string) (map[string]*os.File, error) {
 		return nil, fmt.Errorf("prefork: inherited descriptors %s are not open", strings.Join(missing, ","))
 	}
 	return files, nil
+}
+
+// keepDeathSignal sets the parent-death signal again after a change of
+// credentials cleared it, and fails if the parent died in the meantime
+// (the process was then adopted by another).
+func keepDeathSignal(parent int) error {
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0, 0, 0); err != nil {
+		return fmt.Errorf("prefork: set the parent-death signal again after the drop: %w", os.NewSyscallError("prctl", err))
+	}
+	if p := os.Getppid(); p != parent {
+		return fmt.Errorf("prefork: the parent (pid %d) ended while this child dropped its privileges", parent)
+	}
+	return nil
 }

@@ -39,6 +39,7 @@ type Server struct {
 	Listen           []string `toml:"listen"`
 	TLSListen        []string `toml:"tls_listen"`
 	Admin            string   `toml:"admin"`
+	AdminToken       string   `toml:"admin_token"`
 	Multiplexers     int      `toml:"multiplexers"`
 	MultiplexerUser  string   `toml:"multiplexer_user"`
 	MultiplexerGroup string   `toml:"multiplexer_group"`
@@ -183,7 +184,7 @@ func (c *Config) errAt(path string, format string, args ...any) error {
 // Defaults for the [server] table.
 const (
 	defaultListen        = "127.0.0.1:8080"
-	defaultAdmin         = "127.0.0.1:8081"
+	defaultAdminSocket   = "status.sock" // in run_dir
 	defaultPHPCGI        = "/usr/bin/php-cgi"
 	defaultRunDir        = "/run/mpmd"
 	defaultHeaderTimeout = 10 * time.Second
@@ -210,21 +211,20 @@ func (c *Config) check() error {
 	if err := c.checkTLSListen(); err != nil {
 		return err
 	}
-	if s.Admin == "" {
-		s.Admin = defaultAdmin
-	} else if s.Admin != "off" {
-		if _, _, err := net.SplitHostPort(s.Admin); err != nil {
-			return c.errAt("server.admin", "admin address %q: %v", s.Admin, err)
-		}
+	if s.RunDir == "" {
+		s.RunDir = defaultRunDir
+	}
+	if !filepath.IsAbs(s.RunDir) {
+		return c.errAt("server.run_dir", "run_dir %q is not an absolute path", s.RunDir)
+	}
+	if err := c.checkAdmin(); err != nil {
+		return err
 	}
 	if s.Multiplexers <= 0 {
 		s.Multiplexers = 2
 	}
 	if s.PHPCGI == "" {
 		s.PHPCGI = defaultPHPCGI
-	}
-	if s.RunDir == "" {
-		s.RunDir = defaultRunDir
 	}
 	if s.HeaderTimeout == 0 {
 		s.HeaderTimeout = Duration(defaultHeaderTimeout)
@@ -455,6 +455,33 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// checkAdmin checks where the status page listens: "off"; by default a
+// unix socket in run_dir that only root can connect to; "unix:PATH"; or a
+// TCP address, which anyone who reaches it could read (every site's pools,
+// what each busy worker serves): only with admin_token, which clients
+// send as "Authorization: Bearer TOKEN".
+func (c *Config) checkAdmin() error {
+	s := &c.Server
+	switch {
+	case s.Admin == "off":
+		return nil
+	case s.Admin == "":
+		s.Admin = "unix:" + filepath.Join(s.RunDir, defaultAdminSocket)
+	case strings.HasPrefix(s.Admin, "unix:"):
+		if !filepath.IsAbs(strings.TrimPrefix(s.Admin, "unix:")) {
+			return c.errAt("server.admin", "admin %q: the socket path must be absolute", s.Admin)
+		}
+	default:
+		if _, _, err := net.SplitHostPort(s.Admin); err != nil {
+			return c.errAt("server.admin", "admin address %q: %v (or \"unix:/path\", or \"off\")", s.Admin, err)
+		}
+		if len(s.AdminToken) < 16 {
+			return c.errAt("server.admin", "admin address %q is a TCP address: set admin_token (16 characters or more; clients send \"Authorization: Bearer TOKEN\"), or leave admin unset for a unix socket only root can reach", s.Admin)
+		}
+	}
+	return nil
 }
 
 func (c *Config) policy() privdrop.Policy {

@@ -167,7 +167,8 @@ type testSite struct {
 func writeSites(t testing.TB, addr, server string, sites []testSite) string {
 	t.Helper()
 	dir := testenv.PublicDir(t, 0o755)
-	cfg := fmt.Sprintf("[server]\nlisten = [%q]\nadmin = \"off\"\nrun_dir = %q\n%s\n", addr, filepath.Join(dir, "run"), server)
+	// The status page on its default, a unix socket in run_dir.
+	cfg := fmt.Sprintf("[server]\nlisten = [%q]\nrun_dir = %q\n%s\n", addr, filepath.Join(dir, "run"), server)
 	for i := range sites {
 		s := &sites[i]
 		s.root = filepath.Join(dir, s.name)
@@ -301,11 +302,13 @@ func TestProcessFacts(t *testing.T) {
 		}
 		var want uint32
 		switch role {
-		case "mpm-mux":
-			muxes++
+		case "mpm-mux", "mpm-status":
+			if role == "mpm-mux" {
+				muxes++
+			}
 			want = 2203
 			if root, _ := os.Readlink(fmt.Sprintf("/proc/%d/root", pid)); !strings.HasSuffix(root, "/run/empty") {
-				t.Errorf("multiplexer %d root is %q, want the empty jail", pid, root)
+				t.Errorf("%s %d root is %q, want the empty jail", role, pid, root)
 			}
 		case "mpm-worker":
 			workers++
@@ -518,8 +521,7 @@ func TestDemo(t *testing.T) {
 func TestStatusAndReload(t *testing.T) {
 	testenv.RequireRoot(t)
 	requirePHP(t)
-	ports := freePorts(t, 2)
-	addr, admin := ports[0], ports[1]
+	addr := freePort(t)
 	sites := []testSite{
 		{name: "alice", uid: testenv.FreeID(t, 2211), pages: map[string]string{"index.php": uidPage}},
 		{name: "bob", uid: testenv.FreeID(t, 2212), pages: map[string]string{"index.php": uidPage}},
@@ -527,12 +529,30 @@ func TestStatusAndReload(t *testing.T) {
 	server := "multiplexer_user = \"2213\"\nmultiplexer_group = \"2213\"\n"
 	testenv.FreeID(t, 2213)
 	path := writeSites(t, addr, server, sites)
-	cfg, _ := os.ReadFile(path)
-	os.WriteFile(path, bytes.Replace(cfg, []byte(`admin = "off"`), []byte(fmt.Sprintf("admin = %q", admin)), 1), 0o644)
 	d := startDaemon(t, addr, "-config", path)
-
+	sock := filepath.Join(filepath.Dir(path), "run", "status.sock")
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+	}
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 || fi.Sys().(*syscall.Stat_t).Uid != 0 {
+		t.Errorf("status socket %s: %v, want root's, mode 0600", sock, err)
+	}
+	// The README's command, as it is printed there but for run_dir.
+	requireTool(t, "curl")
+	readme, _ := os.ReadFile("README.md")
+	if !bytes.Contains(readme, []byte("curl --unix-socket /run/mpmd/status.sock http://localhost/")) {
+		t.Errorf("README.md no longer shows the status command this test runs")
+	}
 	d.get("alice.test", "/")
-	resp, err := http.Get("http://" + admin + "/status")
+	if out, err := exec.Command("sh", "-c", "curl -sS --max-time 5 --unix-socket "+sock+" http://localhost/").CombinedOutput(); err != nil || !bytes.Contains(out, []byte("SERVED")) || !bytes.Contains(out, []byte("alice")) {
+		t.Errorf("curl --unix-socket %s http://localhost/: %v\n%s", sock, err, out)
+	}
+	unixClient := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	resp, err := unixClient.Get("http://localhost/status")
 	if err != nil {
 		t.Fatalf("status page: %v\n%s", err, d.out)
 	}
@@ -546,7 +566,7 @@ func TestStatusAndReload(t *testing.T) {
 	if err != nil || len(st) != 2 || st[0].Name != "alice" || st[0].Served < 1 || st[1].Name != "bob" {
 		t.Errorf("status: %+v %v, want alice (served >= 1) and bob", st, err)
 	}
-	resp, err = http.Get("http://" + admin + "/")
+	resp, err = unixClient.Get("http://localhost/")
 	if err == nil {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
@@ -589,7 +609,7 @@ func TestStatusAndReload(t *testing.T) {
 	carol := filepath.Join(filepath.Dir(path), "carol")
 	os.Mkdir(carol, 0o755)
 	os.WriteFile(filepath.Join(carol, "index.php"), []byte(uidPage), 0o644)
-	cfg, _ = os.ReadFile(path)
+	cfg, _ := os.ReadFile(path)
 	text := string(cfg)
 	text = text[:strings.Index(text, "\n[identity.bob]")] // bob removed
 	text += fmt.Sprintf("\n[[vhost]]\nserver_name = \"carol.test\"\ndocument_root = %q\nuser = \"2214\"\ngroup = \"2214\"\nphp = true\n", carol)

@@ -10,6 +10,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -236,9 +237,15 @@ func TestHostileNoNamedSockets(t *testing.T) {
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
 		// Num RefCount Protocol Flags Type St Inode [Path]
-		if len(fields) >= 8 && inodes[fields[6]] {
-			t.Errorf("the daemon holds a unix socket reachable by name: %s", sc.Text())
+		if len(fields) < 8 || !inodes[fields[6]] {
+			continue
 		}
+		// The one named socket is the status page's, which only root
+		// can connect to.
+		if fi, err := os.Stat(fields[7]); fields[7] == filepath.Join(h.dir, "run", "status.sock") && err == nil && fi.Mode().Perm() == 0o600 && fi.Sys().(*syscall.Stat_t).Uid == 0 {
+			continue
+		}
+		t.Errorf("the daemon holds a unix socket reachable by name: %s", sc.Text())
 	}
 	if len(inodes) == 0 {
 		t.Fatal("found no sockets in the daemon's processes")
@@ -743,5 +750,80 @@ func TestHostileLogInjection(t *testing.T) {
 	want := `127.0.0.1 - x\x0a203.0.113.9\x20-\x20admin\x20[01/Jan/2026]\x20\"GET\x20/admin\x20HTTP/1.1\"\x20200\x201\x20\"-\"\x20\"-\" [`
 	if len(lines) != 2 || !strings.HasPrefix(last, want) || !strings.HasSuffix(last, `"GET /?q=\"a\" HTTP/1.1" 200 20 "-" "ua\" \"x"`) {
 		t.Errorf("victim's log:\n%s\nwant 2 lines, the last starting %s and ending with the escaped request", log, want)
+	}
+}
+
+// The status page shows what every site serves. A tenant's PHP could read
+// it on the old default, 127.0.0.1:8081, with no credential (every busy
+// worker's host, path and query string). Now: a unix socket only root can
+// connect to, a TCP listener only with a token, and never a query string.
+func TestHostileStatusPage(t *testing.T) {
+	h := startHostileWith(t, "")
+	sock := filepath.Join(h.dir, "run", "status.sock")
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+	}
+	out := h.php(t, fmt.Sprintf(`$s = @stream_socket_client("unix://%s", $errno, $errstr, 2); echo $s === false ? "denied: $errstr" : "CONNECTED";`, sock))
+	if !strings.HasPrefix(out, "denied: Permission denied") {
+		t.Errorf("the tenant's PHP on the status socket: %q, want permission denied", out)
+	}
+	// A request with a secret in its query string is in progress.
+	done := make(chan struct{})
+	go func() { defer close(done); h.d.get("victim.test", "/slow.php?token=s3cret") }()
+	time.Sleep(1 * time.Second)
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	resp, err := c.Get("http://localhost/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	<-done
+	if !strings.Contains(string(page), "victim.test/slow.php") || strings.Contains(string(page), "s3cret") {
+		t.Errorf("status page while victim's slow.php?token=s3cret runs: want the path and no query string:\n%s", page)
+	}
+}
+
+// A TCP status listener needs a token; a client without it gets 401.
+func TestHostileStatusToken(t *testing.T) {
+	testenv.RequireRoot(t)
+	requirePHP(t)
+	ports := freePorts(t, 2)
+	addr, admin := ports[0], ports[1]
+	mux := testenv.FreeID(t, 2441)
+	sites := []testSite{{name: "site", uid: testenv.FreeID(t, 2442), pages: map[string]string{"index.html": "hi\n"}}}
+	server := fmt.Sprintf("multiplexer_user = \"%d\"\nmultiplexer_group = \"%d\"\n", mux, mux)
+	path := writeSites(t, addr, server, sites)
+	cfg, _ := os.ReadFile(path)
+	noToken := bytes.Replace(cfg, []byte("[server]\n"), []byte(fmt.Sprintf("[server]\nadmin = %q\n", admin)), 1)
+	os.WriteFile(path, noToken, 0o644)
+	check := exec.Command(testenv.PublicExecutable(t), "-check", "-config", path)
+	check.Env = append(os.Environ(), envRunDaemon+"=1")
+	if out, err := check.CombinedOutput(); err == nil || !strings.Contains(string(out), "is a TCP address: set admin_token") {
+		t.Errorf("a TCP admin listener without a token: %v\n%s", err, out)
+	}
+	const token = "0123456789abcdef-token"
+	os.WriteFile(path, bytes.Replace(noToken, []byte("[server]\n"), []byte("[server]\nadmin_token = \""+token+"\"\n"), 1), 0o644)
+	d := startDaemon(t, addr, "-config", path)
+	for _, c := range []struct {
+		auth string
+		want int
+	}{{"", 401}, {"Bearer wrong", 401}, {"Basic " + token, 401}, {"Bearer " + token, 200}} {
+		req, _ := http.NewRequest("GET", "http://"+admin+"/status", nil)
+		if c.auth != "" {
+			req.Header.Set("Authorization", c.auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("status page: %v\n%s", err, d.out)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("status page with Authorization %q: %d, want %d", c.auth, resp.StatusCode, c.want)
+		}
 	}
 }

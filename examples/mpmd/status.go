@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -33,17 +36,63 @@ type statusServer struct {
 	done  chan struct{}
 }
 
-func (m *master) startStatus(cfg *Config) (*statusServer, error) {
-	ln, err := net.Listen("tcp", cfg.Server.Admin)
-	if err != nil {
-		return nil, fmt.Errorf("admin listener %s: %w", cfg.Server.Admin, err)
+// statusPlan is what the status process is told.
+type statusPlan struct {
+	// Token, when set, is what clients must send as "Authorization:
+	// Bearer TOKEN" (a TCP admin listener).
+	Token string
+}
+
+// adminListener binds the status page's listener: a unix socket only
+// root can connect to (mode 0600, in a directory only root can change), or
+// a TCP address.
+func adminListener(admin string) (*os.File, error) {
+	path, isUnix := strings.CutPrefix(admin, "unix:")
+	if !isUnix {
+		ln, err := net.Listen("tcp", admin)
+		if err != nil {
+			return nil, fmt.Errorf("admin listener %s: %w", admin, err)
+		}
+		defer ln.Close()
+		return inheritable(ln.(*net.TCPListener))
 	}
-	lf, err := inheritable(ln.(*net.TCPListener))
-	ln.Close()
+	dir, err := walkRootDirs(filepath.Dir(path), true)
+	if err != nil {
+		return nil, fmt.Errorf("admin socket %s: %w", path, err)
+	}
+	unix.Close(dir)
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != os.ModeSocket {
+			return nil, fmt.Errorf("admin socket %s: the path exists and is not a socket", path)
+		}
+		os.Remove(path) // left by an earlier run
+	}
+	// Until the chmod below the socket has the umask's mode (0755 under
+	// mpmd's 022): connecting needs write permission, so only root can
+	// connect even then.
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("admin socket: %w", err)
+	}
+	ln.SetUnlinkOnClose(false)
+	defer ln.Close()
+	if err := os.Chmod(path, 0o600); err != nil {
+		return nil, fmt.Errorf("admin socket: %w", err)
+	}
+	return ln.File()
+}
+
+func (m *master) startStatus(cfg *Config) (*statusServer, error) {
+	lf, err := adminListener(cfg.Server.Admin)
 	if err != nil {
 		return nil, err
 	}
 	defer lf.Close()
+	pf, err := planFile("status", statusPlan{Token: cfg.Server.AdminToken})
+	if err != nil {
+		return nil, err
+	}
+	defer pf.Close()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, os.NewSyscallError("socketpair", err)
@@ -53,7 +102,7 @@ func (m *master) startStatus(cfg *Config) (*statusServer, error) {
 	defer theirs.Close()
 	s := &statusServer{conn: mine, done: make(chan struct{})}
 	s.group.Logger = m.log
-	spec := prefork.Spec{Role: roleStatus, Path: m.exe, Env: childEnv(), Files: []prefork.File{{Name: "admin", File: lf}, {Name: "stats", File: theirs}}}
+	spec := prefork.Spec{Role: roleStatus, Path: m.exe, Env: childEnv(), Files: []prefork.File{{Name: "admin", File: lf}, {Name: "stats", File: theirs}, {Name: "plan", File: pf}}}
 	if m.root {
 		id, err := muxIdentity(cfg)
 		if err != nil {
@@ -66,7 +115,7 @@ func (m *master) startStatus(cfg *Config) (*statusServer, error) {
 		mine.Close()
 		return nil, err
 	}
-	m.log.Info("status page", "url", "http://"+cfg.Server.Admin+"/status")
+	m.log.Info("status page", "listener", cfg.Server.Admin)
 	go func() {
 		defer close(s.done)
 		buf := make([]byte, 16)
@@ -101,6 +150,14 @@ func runStatus(ctx context.Context, env *prefork.Env) error {
 	ln, err := net.FileListener(lf)
 	lf.Close()
 	if err != nil {
+		return err
+	}
+	planF, err := env.File("plan")
+	if err != nil {
+		return err
+	}
+	var plan statusPlan
+	if err := readPlan(planF, &plan); err != nil {
 		return err
 	}
 	sf, err := env.File("stats")
@@ -149,7 +206,11 @@ func runStatus(ctx context.Context, env *prefork.Env) error {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		writeStatusText(w, st)
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 30 * time.Second, MaxHeaderBytes: 8 << 10}
+	var handler http.Handler = mux
+	if plan.Token != "" {
+		handler = requireToken(plan.Token, mux)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 30 * time.Second, MaxHeaderBytes: 8 << 10}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -160,6 +221,20 @@ func runStatus(ctx context.Context, env *prefork.Env) error {
 		return err
 	}
 	return nil
+}
+
+// requireToken answers 401 to a request without "Authorization: Bearer
+// token".
+func requireToken(token string, h http.Handler) http.Handler {
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="mpmd status"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func writeStatusText(w http.ResponseWriter, st []pool.Stats) {
