@@ -72,6 +72,12 @@ type Head struct {
 	Host string
 	// Port is the port given with Host, "" when none.
 	Port string
+
+	// ContentLength is the body's length from a Content-Length field, -1
+	// when there is none. Chunked says the body is chunked
+	// (Transfer-Encoding: chunked). A head never has both.
+	ContentLength int64
+	Chunked       bool
 }
 
 // HeadError is the error [HeadReader.ReadHead] returns: what was wrong
@@ -272,6 +278,8 @@ type headParser struct {
 	hostSeen     bool
 	// Content-Length and Transfer-Encoding seen: both at once is refused.
 	lengthSeen, codingSeen bool
+	length                 int64
+	chunked                bool
 }
 
 // scan checks every complete line from p.next on. It reports done at the
@@ -439,9 +447,34 @@ func (p *headParser) field(buf []byte, start, end int) *HeadError {
 	}
 	switch {
 	case equalFoldASCII(name, "content-length"):
+		// One field of digits: a list, a sign or a second field is how
+		// two parsers come to read two different bodies.
+		if p.lengthSeen {
+			return headErr(http.StatusBadRequest, nil, "more than one Content-Length header field")
+		}
 		p.lengthSeen = true
+		v := buf[vs:ve]
+		if len(v) == 0 || len(v) > 18 {
+			return headErr(http.StatusBadRequest, nil, "invalid Content-Length %s", quoteCut(v))
+		}
+		p.length = 0
+		for _, c := range v {
+			if !isDigit(c) {
+				return headErr(http.StatusBadRequest, nil, "invalid Content-Length %s", quoteCut(v))
+			}
+			p.length = p.length*10 + int64(c-'0')
+		}
 	case equalFoldASCII(name, "transfer-encoding"):
+		if p.codingSeen {
+			return headErr(http.StatusBadRequest, nil, "more than one Transfer-Encoding header field")
+		}
 		p.codingSeen = true
+		// RFC 9112 §6.1: a server that does not understand a coding
+		// answers 501. chunked alone is all HTTP/1.1 clients send.
+		if !equalFoldASCII(buf[vs:ve], "chunked") {
+			return headErr(http.StatusNotImplemented, nil, "Transfer-Encoding %s (only chunked is supported)", quoteCut(buf[vs:ve]))
+		}
+		p.chunked = true
 	}
 	return nil
 }
@@ -479,6 +512,14 @@ func (p *headParser) finish(buf []byte) (Head, error) {
 		// how request smuggling works, two parsers reading two
 		// different bodies. Refused here, before any worker sees it.
 		return h, headErr(http.StatusBadRequest, nil, "both Content-Length and Transfer-Encoding")
+	}
+	if p.codingSeen && !http11 {
+		// RFC 9112 §6.1: chunked is HTTP/1.1's.
+		return h, headErr(http.StatusBadRequest, nil, "Transfer-Encoding in an %s request", h.Proto)
+	}
+	h.ContentLength, h.Chunked = -1, p.chunked
+	if p.lengthSeen {
+		h.ContentLength = p.length
 	}
 	if http11 && !p.hostSeen {
 		// RFC 9112 §3.2: 400 for an HTTP/1.1 request without Host, even

@@ -69,6 +69,30 @@ func startHostileWith(t *testing.T, evilIdentity string) *hostile {
 	return h
 }
 
+// exchange writes req (several requests) on one connection to addr and
+// returns the status of every response, until the connection closes.
+func (h *hostile) exchange(t *testing.T, addr, req string) []int {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	go io.WriteString(c, req)
+	br := bufio.NewReader(c)
+	var got []int
+	for {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return got
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		got = append(got, resp.StatusCode)
+	}
+}
+
 // php runs code on the evil site.
 func (h *hostile) php(t *testing.T, code string) string {
 	t.Helper()
@@ -425,6 +449,38 @@ func TestHostileSmuggling(t *testing.T) {
 		// carry none.
 		if c.mux && (resp.ContentLength != int64(len(body)) || !strings.HasPrefix(string(body), fmt.Sprintf("%d %s: ", c.want, http.StatusText(c.want)))) {
 			t.Errorf("%s: answered %d %q (Content-Length %d), not by the multiplexer: the request reached a worker", c.name, resp.StatusCode, body, resp.ContentLength)
+		}
+	}
+}
+
+// The rules the multiplexer holds a connection's first request to hold
+// for every later one on a kept-alive connection (net/http in the worker,
+// laxer, served obs-fold, bare LF and Content-Length with
+// Transfer-Encoding there, and the request smuggled after them), over
+// plain HTTP and over TLS.
+func TestHostileSmugglingLater(t *testing.T) {
+	h := startHostile(t)
+	first := "GET /index.php HTTP/1.1\r\nHost: victim.test\r\n\r\n"
+	smuggled := "GET /secret.txt HTTP/1.1\r\nHost: victim.test\r\n\r\n"
+	for _, c := range []struct {
+		name, req string
+		want      int
+	}{
+		{"CL and TE", "POST /index.php HTTP/1.1\r\nHost: victim.test\r\nContent-Length: 49\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled, 400},
+		{"obs-fold", "GET /index.php HTTP/1.1\r\nHost: victim.test\r\nX: a\r\n b\r\n\r\n", 400},
+		{"bare LF", "GET /index.php HTTP/1.1\nHost: victim.test\n\n", 400},
+		// PHP takes no chunked body (411); the framing error ends the
+		// connection when net/http discards the body it did not read.
+		{"bare LF in a chunk", "POST /index.php HTTP/1.1\r\nHost: victim.test\r\nTransfer-Encoding: chunked\r\n\r\n0\n\r\n", 411},
+		{"TE gzip", "POST /index.php HTTP/1.1\r\nHost: victim.test\r\nTransfer-Encoding: gzip\r\n\r\n", 501},
+		{"two hosts", "GET /index.php HTTP/1.1\r\nHost: victim.test\r\nHost: evil.test\r\n\r\n", 400},
+	} {
+		c.req += smuggled
+		got := h.exchange(t, h.d.addr, first+c.req)
+		// The first is served, the second refused, nothing after it.
+		want := []int{200, c.want}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s as the second request: statuses %v, want %v (and nothing after)", c.name, got, want)
 		}
 	}
 }

@@ -529,3 +529,39 @@ func BenchmarkTLSHandshakes(b *testing.B) {
 		b.ReportMetric(m/p, "ratio")
 	}
 }
+
+// Over TLS (HTTP/1.1), every request of a connection meets the head rules
+// of the first: net/http in the worker took obs-fold, bare LF and
+// Content-Length with Transfer-Encoding on a kept-alive connection.
+func TestTLSSmugglingLater(t *testing.T) {
+	s := startTLSSites(t, 2451, "")
+	first := "GET /hello.txt HTTP/1.1\r\nHost: alice.test\r\n\r\n"
+	after := "GET /index.php HTTP/1.1\r\nHost: alice.test\r\n\r\n"
+	for _, c := range []struct{ name, req string }{
+		{"obs-fold", "GET /hello.txt HTTP/1.1\r\nHost: alice.test\r\nX: a\r\n b\r\n\r\n"},
+		{"bare LF", "GET /hello.txt HTTP/1.1\nHost: alice.test\n\n"},
+		{"CL and TE", "POST /hello.txt HTTP/1.1\r\nHost: alice.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+	} {
+		raw, err := net.Dial("tcp", s.tlsAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw.SetDeadline(time.Now().Add(10 * time.Second))
+		c2 := tls.Client(raw, &tls.Config{ServerName: "alice.test", RootCAs: s.pool(), NextProtos: []string{"http/1.1"}})
+		go io.WriteString(c2, first+c.req+after)
+		br := bufio.NewReader(c2)
+		var got []int
+		for {
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				break
+			}
+			io.Copy(io.Discard, resp.Body)
+			got = append(got, resp.StatusCode)
+		}
+		raw.Close()
+		if fmt.Sprint(got) != "[200 400]" {
+			t.Errorf("%s as the second request over TLS: statuses %v, want [200 400] and nothing after", c.name, got)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 
@@ -94,7 +95,10 @@ func runWorker(ctx context.Context, env *prefork.Env) error {
 	h.sock = sock
 	h.tls = newWorkerTLS(&plan, table, log)
 	fresh := &freshOnly{Listener: fdpass.NewListener(sock), max: plan.HandbackTimeout, log: log, w: w}
-	ln := &oneAtATime{Listener: &tlsListener{Listener: fresh, t: h.tls, log: log}, w: w, free: make(chan struct{}, 1), closed: make(chan struct{})}
+	heads := &vhostroute.HeadReader{MaxHeadBytes: plan.MaxHeaderBytes, Timeout: plan.HeaderTimeout}
+	h.nonce = rand.Text()
+	check := func(c net.Conn) net.Conn { return heads.CheckRequests(c, h.refusal) }
+	ln := &oneAtATime{Listener: &tlsListener{Listener: fresh, t: h.tls, log: log, handshake: plan.HeaderTimeout, check: check}, w: w, free: make(chan struct{}, 1), closed: make(chan struct{})}
 	ln.free <- struct{}{}
 	// The raw descriptor, taken without File.Fd, which would change the
 	// blocking mode of a pollable file's socket, shared with every worker
@@ -314,9 +318,42 @@ type workerHandler struct {
 	// maxBody bounds a request body (max_body_bytes).
 	maxBody     int64
 	unknownHost int
+	nonce       string // marks refusals; see refusedHeader
+}
+
+// refusedHeader marks the request a vhostroute.CheckedConn puts in place
+// of a head that breaks the rules. Its value starts with the worker's
+// nonce, which no client can know, so that no client can send it.
+const refusedHeader = "Mpmd-Refused"
+
+// refusal is the request in place of a refused head: the handler answers
+// it with the head's status, in order, and the connection closes.
+func (h *workerHandler) refusal(he *vhostroute.HeadError) []byte {
+	return []byte(fmt.Sprintf("GET / HTTP/1.1\r\nHost: refused.invalid\r\nConnection: close\r\n%s: %s %d\r\n\r\n", refusedHeader, h.nonce, vhostroute.RefusalStatus(he)))
+}
+
+// refused answers the request in place of a refused head, if r is one.
+func (h *workerHandler) refused(rw http.ResponseWriter, r *http.Request) bool {
+	v, ok := strings.CutPrefix(r.Header.Get(refusedHeader), h.nonce+" ")
+	if !ok {
+		return false
+	}
+	status, err := strconv.Atoi(v)
+	if err != nil {
+		status = http.StatusBadRequest
+	}
+	rw.Header().Set("Connection", "close")
+	http.Error(rw, http.StatusText(status)+": the request head breaks HTTP/1.1's rules", status)
+	return true
 }
 
 func (h *workerHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	if h.refused(rw, r) {
+		return
+	}
+	if r.TLS == nil {
+		r.TLS = tlsState(r)
+	}
 	if r.ProtoMajor == 1 && (h.w.LastRequest() || (h.queued != nil && h.queued())) {
 		// The worker recycles after this request, or others wait and
 		// the pool is full: this connection ends after this answer
@@ -417,6 +454,11 @@ func (h *workerHandler) handBack(rw http.ResponseWriter, r *http.Request) {
 	if n := buf.Reader.Buffered(); n > 0 {
 		b, _ := buf.Reader.Peek(n)
 		head = append(head, b...)
+	}
+	if cc, ok := conn.(*vhostroute.CheckedConn); ok {
+		// Read from the socket, not yet by net/http: it comes after
+		// what net/http buffered, and before what the socket holds.
+		head = append(head, cc.Buffered()...)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.handbackTimeout)
 	defer cancel()
