@@ -24,16 +24,32 @@
 // worker; the Go runtime's poller (net.FileConn) would wake every idle
 // worker of the pool for each message, and all but one would find nothing.
 //
-// # Sizing
+// # Two models, and sizing
 //
-// [Config] has peruser's and PHP-FPM's knobs: Min, MinSpare, MaxSpare,
-// Max, MaxRequests (recycling), IdleTimeout (retire idle workers above
-// Min), ExpireTimeout (kill a worker busy past it). The zero value is an
-// on-demand pool: no worker until there is work, up to DefaultMax under
-// load, back to none after DefaultIdleTimeout. A [Limit] shared by pools
-// caps the workers of all of them together, so hundreds of mostly idle
-// sites cost processes only for the busy ones and a burst on one site
-// cannot take the machine.
+// With PerWorker 1 (the zero value) a worker serves one connection at a
+// time, as Apache's prefork does: for code that is not safe to run
+// concurrently. [Config] then has peruser's and PHP-FPM's knobs: Min,
+// MinSpare, MaxSpare, Max, MaxRequests (recycling), IdleTimeout (retire
+// idle workers above Min), ExpireTimeout (kill a worker busy past it). The
+// zero value is an on-demand pool: no worker until there is work, up to
+// DefaultMax under load, back to none after DefaultIdleTimeout.
+//
+// With PerWorker above 1 a worker serves that many connections at once, a
+// goroutine each, as net/http does, and the pool runs a few workers, not
+// one per connection: one on demand, another while every one keeps its
+// CPU busy, up to Max (DefaultMaxConcurrent: the CPUs). Limits then count
+// requests: MaxActive requests in progress over all the workers (more
+// wait up to QueueTimeout, then 503), and the application's own
+// pool-wide counters ([Worker.Acquire]) for limits per site. A request
+// expires after ExpireTimeout; a worker that recycles or retires drains
+// its connections while another takes its place.
+//
+// [Worker.Serve] is the serving loop of both models over an http.Server:
+// the queue timeout, one connection at a time or many, MaxActive,
+// expiry, recycling and a graceful end. A [Limit] shared by pools caps
+// the workers of all of them together, so hundreds of mostly idle sites
+// cost processes only for the busy ones and a burst on one site cannot
+// take the machine.
 //
 // # Scoreboard
 //
@@ -51,5 +67,7 @@
 // five crashes within ten seconds stop spawning for a back-off that
 // doubles up to a minute (Stats.BackoffUntil), instead of a fork loop.
 // Stopping the pool (the end of Run's context) lets in-flight work finish
-// until StopTimeout, then kills what is left.
+// until StopTimeout, then kills what is left. [Pool.Retire] asks the
+// workers to retire instead (a reload): they finish what they hold, gently
+// (see prefork's Env.Retiring), while another generation takes the work.
 package pool

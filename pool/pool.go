@@ -7,14 +7,17 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gompm/mpm/internal/procstatus"
 	"github.com/gompm/mpm/prefork"
 	"github.com/gompm/mpm/privdrop"
 )
@@ -30,6 +33,11 @@ const (
 	DefaultQueueTimeout  = 10 * time.Second
 	DefaultStopTimeout   = 10 * time.Second
 )
+
+// DefaultMaxConcurrent is the default Max of a pool whose workers serve
+// many connections at once: one worker per CPU (up to four) uses the
+// machine; a worker runs one P (GOMAXPROCS=1), so more would only compete.
+var DefaultMaxConcurrent = min(max(runtime.NumCPU(), 1), 4)
 
 // Config is one pool's settings. The zero value (with Name and Role set)
 // is an on-demand pool with the defaults above.
@@ -48,6 +56,22 @@ type Config struct {
 	// Files handed to every worker besides the pool's own.
 	Files []prefork.File
 
+	// PerWorker is how many connections a worker serves at once. 0 or 1
+	// is the prefork model: one connection at a time, for code that is
+	// not safe to run concurrently. More makes a worker serve that many
+	// at once (a goroutine each, see [Worker.Serve]); the pool then runs
+	// a few workers, by load, instead of one per connection.
+	PerWorker int
+	// MaxActive bounds the requests in progress at once over all the
+	// pool's workers; a request over it waits for one to end, up to
+	// QueueTimeout, then gets 503 (see [Worker.Serve]). 0 means no bound
+	// beyond the workers'.
+	MaxActive int
+	// Counters is how many pool-wide counters the workers share besides
+	// MaxActive's, for limits of the application's own (see
+	// [Worker.Acquire]).
+	Counters int
+
 	// Min workers kept running. 0 means on demand: no process until the
 	// first connection, and none again once the pool has been idle for
 	// IdleTimeout.
@@ -56,7 +80,8 @@ type Config struct {
 	// Max); MaxSpare idle workers at most (the longest idle above that
 	// are retired at once). 0 means DefaultMaxSpare.
 	MinSpare, MaxSpare int
-	// Max workers at once. 0 means DefaultMax.
+	// Max workers at once. 0 means DefaultMax, or, with PerWorker above
+	// 1, DefaultMaxConcurrent.
 	Max int
 	// MaxRequests a worker serves before it exits and is replaced, to
 	// bound leaks. 0 means DefaultMaxRequests; negative means no limit.
@@ -64,7 +89,8 @@ type Config struct {
 	// IdleTimeout after which an idle worker above Min is retired.
 	IdleTimeout time.Duration
 	// ExpireTimeout after which a worker busy on one connection is
-	// killed. Negative disables it.
+	// killed (one connection at a time), or a request ended (with
+	// PerWorker, by [Worker.Serve]). Negative disables it.
 	ExpireTimeout time.Duration
 	// QueueTimeout is how long a sender may wait for a worker before it
 	// answers 503 (see [Pool.QueueTimeout]).
@@ -106,6 +132,9 @@ func (c *Config) withDefaults() (Config, error) {
 			*v = x
 		}
 	}
+	if d.PerWorker > 1 {
+		def(&d.Max, DefaultMaxConcurrent)
+	}
 	def(&d.Max, DefaultMax)
 	def(&d.MaxSpare, DefaultMaxSpare)
 	def(&d.MaxRequests, DefaultMaxRequests)
@@ -114,8 +143,8 @@ func (c *Config) withDefaults() (Config, error) {
 	defd(&d.QueueTimeout, DefaultQueueTimeout)
 	defd(&d.StopTimeout, DefaultStopTimeout)
 	switch {
-	case d.Min < 0 || d.MinSpare < 0 || d.MaxSpare < 0 || d.Max < 0:
-		return d, fmt.Errorf("pool %s: negative size (min %d, min spare %d, max spare %d, max %d)", d.Name, d.Min, d.MinSpare, d.MaxSpare, d.Max)
+	case d.Min < 0 || d.MinSpare < 0 || d.MaxSpare < 0 || d.Max < 0 || d.PerWorker < 0 || d.MaxActive < 0 || d.Counters < 0:
+		return d, fmt.Errorf("pool %s: negative size (min %d, min spare %d, max spare %d, max %d, per worker %d, max active %d, counters %d)", d.Name, d.Min, d.MinSpare, d.MaxSpare, d.Max, d.PerWorker, d.MaxActive, d.Counters)
 	case d.Min > d.Max:
 		return d, fmt.Errorf("pool %s: min %d is above max %d", d.Name, d.Min, d.Max)
 	case d.MinSpare > d.MaxSpare:
@@ -138,7 +167,9 @@ type Stats struct {
 	Spawned, Retired, Killed uint64
 	Crashed, Recycled        uint64
 	Served                   uint64 // requests, by live and past workers
-	Refused                  uint64 // connections the workers answered 503
+	Refused                  uint64 // connections and requests the workers answered 503
+	Conns                    int    // connections the workers hold
+	Active                   int    // requests in progress
 	BackoffUntil             time.Time
 	Slots                    []SlotInfo // one per live worker
 }
@@ -157,6 +188,8 @@ type Pool struct {
 	mu       sync.Mutex
 	children map[int]*prefork.Child // by slot
 	stopping map[int]bool           // slots the pool asked to stop
+	cpu      map[int]cpuSample      // by slot; adjust's alone
+	retiring atomic.Bool
 	stats    Stats
 	crashes  []time.Time
 	backoff  time.Duration
@@ -180,7 +213,11 @@ func New(cfg Config) (*Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pool %s: dispatch socket pair: %w", c.Name, os.NewSyscallError("socketpair", err))
 	}
-	board, err := newScoreboard(c.Name, c.Max)
+	slots := c.Max
+	if c.PerWorker > 1 {
+		slots = 2 * c.Max // Max serving, and up to Max draining (see adjust)
+	}
+	board, err := newScoreboard(c.Name, slots, 1+c.Counters)
 	if err != nil {
 		unix.Close(fds[0])
 		unix.Close(fds[1])
@@ -194,6 +231,7 @@ func New(cfg Config) (*Pool, error) {
 		wake:     make(chan struct{}, 1),
 		children: map[int]*prefork.Child{},
 		stopping: map[int]bool{},
+		cpu:      map[int]cpuSample{},
 	}
 	p.group.Logger = c.Logger.With("pool", c.Name)
 	p.group.OnExit = p.onExit
@@ -231,6 +269,8 @@ func (p *Pool) Stats() Stats {
 		}
 		s.Served += in.Requests
 		s.Refused += in.Refused
+		s.Conns += in.Conns
+		s.Active += in.Active
 		s.Slots = append(s.Slots, in)
 	}
 	s.Pending = p.pending()
@@ -279,7 +319,16 @@ func (p *Pool) Run(ctx context.Context) error {
 	tick := time.NewTicker(tickEvery)
 	defer tick.Stop()
 	for {
-		p.adjust()
+		if p.retiring.Load() {
+			p.mu.Lock()
+			n := len(p.children)
+			p.mu.Unlock()
+			if n == 0 {
+				return nil
+			}
+		} else {
+			p.adjust()
+		}
 		select {
 		case <-ctx.Done():
 			// Every worker is asked to stop now: none of them ending is
@@ -299,6 +348,27 @@ func (p *Pool) Run(ctx context.Context) error {
 	}
 }
 
+// Retire asks every worker to retire (see prefork.Child.Retire): to
+// finish what it holds, gently, because the pool's work moves elsewhere
+// (a reload). The pool starts no more workers, and Run returns once they
+// have all ended; end Run's context to stop those that take too long.
+func (p *Pool) Retire() {
+	if p.retiring.Swap(true) {
+		return
+	}
+	p.mu.Lock()
+	var kids []*prefork.Child
+	for slot, c := range p.children {
+		p.stopping[slot] = true
+		kids = append(kids, c)
+	}
+	p.mu.Unlock()
+	for _, c := range kids {
+		c.Retire()
+	}
+	p.poke()
+}
+
 // tickEvery is how often a pool with workers looks at its scoreboard.
 const tickEvery = 100 * time.Millisecond
 
@@ -307,7 +377,7 @@ const tickEvery = 100 * time.Millisecond
 // until a message arrives, so that hundreds of idle sites cost the master
 // no wake-ups.
 func (p *Pool) tick(t *time.Ticker) <-chan time.Time {
-	if p.cfg.Min > 0 || p.cfg.MinSpare > 0 {
+	if p.cfg.Min > 0 || p.cfg.MinSpare > 0 || p.retiring.Load() {
 		return t.C
 	}
 	p.mu.Lock()
@@ -338,8 +408,12 @@ func (p *Pool) adjust() {
 	p.mu.Unlock()
 	leaving := 0
 	for _, s := range slots {
-		if stopping[s.Slot] {
-			leaving++ // on its way out: counts toward Max, not Min
+		if stopping[s.Slot] || (p.cfg.PerWorker > 1 && s.State == Exiting) {
+			// On its way out: counts toward Max, not Min; a worker
+			// that serves many connections and drains them (recycled,
+			// retired) counts toward neither, so that another can take
+			// its place at once (its slot is one of Max more).
+			leaving++
 			continue
 		}
 		switch s.State {
@@ -347,6 +421,10 @@ func (p *Pool) adjust() {
 			idle = append(idle, s)
 		case Busy:
 			busy++
+			if p.cfg.PerWorker > 1 {
+				// Its requests expire one by one (Worker.Serve).
+				continue
+			}
 			if p.cfg.ExpireTimeout > 0 && now.Sub(s.Since) > p.cfg.ExpireTimeout {
 				p.kill(s, fmt.Sprintf("busy on %s%s for %v, past the expire timeout %v", s.Host, s.Path, now.Sub(s.Since).Round(time.Millisecond), p.cfg.ExpireTimeout))
 			}
@@ -369,8 +447,17 @@ func (p *Pool) adjust() {
 	if want == 0 && ready == 0 && p.pending() {
 		want = 1
 	}
+	// Workers that serve many connections each are added by load: one
+	// more when every one of them keeps its CPU busy.
+	if want == 0 && p.cfg.PerWorker > 1 && starting == 0 && staying > 0 && p.allHot(slots, stopping, now) {
+		want = 1
+	}
 	if want > 0 {
-		p.spawn(min(want, p.cfg.Max-total))
+		room := p.cfg.Max - total
+		if p.cfg.PerWorker > 1 {
+			room = p.cfg.Max - staying
+		}
+		p.spawn(min(want, room))
 		return
 	}
 
@@ -396,6 +483,47 @@ func (p *Pool) adjust() {
 
 // spareGrace is how long a worker above MaxSpare may stay idle.
 const spareGrace = time.Second
+
+// hotShare is the share of a CPU above which a worker that serves many
+// connections counts as busy enough for another to be started beside it.
+const hotShare = 0.7
+
+// cpuSample is the CPU time a worker had used when the pool last looked.
+type cpuSample struct {
+	pid int
+	cpu time.Duration
+	at  time.Time
+	hot bool
+}
+
+// allHot reports whether every worker staying in the pool used more than
+// hotShare of a CPU since the pool last looked (and at least one tick ago:
+// a single instant says nothing).
+func (p *Pool) allHot(slots []SlotInfo, stopping map[int]bool, now time.Time) bool {
+	all := true
+	for _, s := range slots {
+		if stopping[s.Slot] {
+			continue
+		}
+		st, err := procstatus.ReadStat(s.PID)
+		if err != nil {
+			return false
+		}
+		prev, ok := p.cpu[s.Slot]
+		if !ok || prev.pid != s.PID {
+			p.cpu[s.Slot] = cpuSample{pid: s.PID, cpu: st.CPU, at: now}
+			all = false
+			continue
+		}
+		if dt := now.Sub(prev.at); dt >= tickEvery {
+			prev.hot = float64(st.CPU-prev.cpu) > hotShare*float64(dt)
+			prev.cpu, prev.at = st.CPU, now
+			p.cpu[s.Slot] = prev
+		}
+		all = all && prev.hot
+	}
+	return all
+}
 
 // spawn starts up to n workers, within the global limit and unless the
 // pool is backing off after crashes.
@@ -426,7 +554,7 @@ func (p *Pool) spawn(n int) {
 			Args:     []string{p.cfg.Name, strconv.Itoa(slot)},
 			Identity: p.cfg.Identity,
 			Path:     p.cfg.Path,
-			Env:      append(slices.Clone(p.cfg.Env), envSlot+"="+strconv.Itoa(slot), envMaxRequests+"="+strconv.Itoa(p.cfg.MaxRequests), envName+"="+p.cfg.Name),
+			Env:      append(slices.Clone(p.cfg.Env), envSlot+"="+strconv.Itoa(slot), envMaxRequests+"="+strconv.Itoa(p.cfg.MaxRequests), envName+"="+p.cfg.Name, envServe+"="+serveEnv(&p.cfg)),
 			Files: append([]prefork.File{
 				{Name: fileDispatch, File: p.recv},
 				{Name: fileScoreboard, File: p.board.file},
@@ -460,7 +588,7 @@ func (p *Pool) retire(s SlotInfo) {
 	p.stats.Retired++
 	p.mu.Unlock()
 	// An idle worker that takes a connection just now finishes it first.
-	c.Signal(syscall.SIGTERM)
+	c.Retire()
 }
 
 func (p *Pool) kill(s SlotInfo, why string) {

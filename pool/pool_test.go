@@ -26,6 +26,7 @@ var roles prefork.Roles
 
 func TestMain(m *testing.M) {
 	roles.Add("job-worker", jobWorker)
+	roles.Add("http-worker", httpWorker)
 	roles.Add("crash-at-start", func(context.Context, *prefork.Env) error { return errors.New("cannot start") })
 	roles.Add("pool-master", poolMaster)
 	roles.Main()

@@ -43,11 +43,26 @@ func (s State) String() string {
 // the writer makes it odd, writes, makes it even; a reader retries while it
 // is odd or changed, so it never sees a half-written slot. The file is one
 // pool's: a worker of one pool has no handle on another pool's board.
+//
+// After the slots come the pool's counters (see [Worker.Acquire]): a
+// pool-wide value for each, and what each slot holds of it, so that the
+// master can give back what a worker that died held.
+//
+//	header (64 bytes) | slots (n * slotSize) | totals (counters * 4, padded to 64) | held (n * counters * 4)
 const (
-	slotSize = 256
-	hostMax  = 96
-	pathMax  = 120
+	headerSize = 64
+	slotSize   = 256
+	hostMax    = 96
+	pathMax    = 112
+	boardMagic = 0x6d706d73 // "mpms"
 )
+
+// header is the start of the file: what a worker needs to map it.
+type header struct {
+	magic    uint32
+	slots    uint32
+	counters uint32
+}
 
 // slot is the layout of one slot. Fields are accessed atomically or under
 // the sequence counter; the layout is fixed because two processes share it.
@@ -60,6 +75,8 @@ type slot struct {
 	since    int64 // unix nanoseconds of the last state change
 	pathLen  uint32
 	refused  uint32 // connections this worker answered 503
+	conns    uint32 // connections the worker holds (outside the seqlock)
+	active   uint32 // requests it is serving (outside the seqlock)
 	host     [hostMax]byte
 	path     [pathMax]byte
 }
@@ -76,26 +93,35 @@ type SlotInfo struct {
 	Host     string
 	Path     string
 	Refused  uint64 // connections the worker refused (503)
+	Conns    int    // connections it holds
+	Active   int    // requests it is serving
 }
 
 // scoreboard is a mapped board.
 type scoreboard struct {
-	file *os.File
-	mem  []byte
-	n    int
+	file     *os.File
+	mem      []byte
+	n        int // slots
+	counters int
 }
 
-// newScoreboard creates a board of n slots in a fresh memfd, sealed at
-// its size: the workers map it read-write and a worker runs a tenant's
-// code, but none can shrink the file under the master's mapping (the
-// master's next read would die of SIGBUS) or grow it.
-func newScoreboard(name string, n int) (*scoreboard, error) {
+func boardSize(n, counters int) int {
+	totals := (counters*4 + 63) &^ 63
+	return headerSize + n*slotSize + totals + n*counters*4
+}
+
+// newScoreboard creates a board of n slots and the given number of
+// counters in a fresh memfd, sealed at its size: the workers map it
+// read-write and a worker runs a tenant's code, but none can shrink the
+// file under the master's mapping (the master's next read would die of
+// SIGBUS) or grow it.
+func newScoreboard(name string, n, counters int) (*scoreboard, error) {
 	fd, err := unix.MemfdCreate("mpm-scoreboard-"+name, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	if err != nil {
 		return nil, fmt.Errorf("pool %s: create scoreboard: %w", name, os.NewSyscallError("memfd_create", err))
 	}
 	f := os.NewFile(uintptr(fd), "scoreboard-"+name)
-	if err := f.Truncate(int64(n * slotSize)); err != nil {
+	if err := f.Truncate(int64(boardSize(n, counters))); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("pool %s: size scoreboard to %d slots: %w", name, n, err)
 	}
@@ -103,29 +129,41 @@ func newScoreboard(name string, n int) (*scoreboard, error) {
 		f.Close()
 		return nil, fmt.Errorf("pool %s: seal scoreboard: %w", name, os.NewSyscallError("fcntl(F_ADD_SEALS)", err))
 	}
-	sb, err := mapScoreboard(f)
+	mem, err := unix.Mmap(int(f.Fd()), 0, boardSize(n, counters), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("pool %s: %w", name, err)
+		return nil, fmt.Errorf("pool %s: scoreboard: %w", name, os.NewSyscallError("mmap", err))
 	}
-	return sb, nil
+	h := (*header)(unsafe.Pointer(&mem[0]))
+	h.magic, h.slots, h.counters = boardMagic, uint32(n), uint32(counters)
+	// The master keeps its own idea of the layout: it never reads the
+	// header, which a worker can scribble on.
+	return &scoreboard{file: f, mem: mem, n: n, counters: counters}, nil
 }
 
-// mapScoreboard maps the board in f (created by newScoreboard).
+// mapScoreboard maps the board in f (created by newScoreboard), as a
+// worker: the layout is read from its header and checked against its
+// size.
 func mapScoreboard(f *os.File) (*scoreboard, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("scoreboard: %w", err)
 	}
 	size := int(fi.Size())
-	if size == 0 || size%slotSize != 0 {
-		return nil, fmt.Errorf("scoreboard: size %d is not a whole number of %d-byte slots", size, slotSize)
+	if size < headerSize {
+		return nil, fmt.Errorf("scoreboard: size %d is smaller than its header", size)
 	}
 	mem, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
 		return nil, fmt.Errorf("scoreboard: %w", os.NewSyscallError("mmap", err))
 	}
-	return &scoreboard{file: f, mem: mem, n: size / slotSize}, nil
+	h := (*header)(unsafe.Pointer(&mem[0]))
+	n, counters := int(atomic.LoadUint32(&h.slots)), int(atomic.LoadUint32(&h.counters))
+	if atomic.LoadUint32(&h.magic) != boardMagic || n <= 0 || n > 1<<16 || counters < 0 || counters > 1<<16 || boardSize(n, counters) != size {
+		unix.Munmap(mem)
+		return nil, fmt.Errorf("scoreboard: size %d does not fit its header (%d slots, %d counters)", size, n, counters)
+	}
+	return &scoreboard{file: f, mem: mem, n: n, counters: counters}, nil
 }
 
 func (sb *scoreboard) close() {
@@ -134,7 +172,67 @@ func (sb *scoreboard) close() {
 }
 
 func (sb *scoreboard) slot(i int) *slot {
-	return (*slot)(unsafe.Pointer(&sb.mem[i*slotSize]))
+	return (*slot)(unsafe.Pointer(&sb.mem[headerSize+i*slotSize]))
+}
+
+// total is the pool-wide value of counter c.
+func (sb *scoreboard) total(c int) *int32 {
+	return (*int32)(unsafe.Pointer(&sb.mem[headerSize+sb.n*slotSize+c*4]))
+}
+
+// held is what slot i holds of counter c.
+func (sb *scoreboard) held(i, c int) *int32 {
+	totals := (sb.counters*4 + 63) &^ 63
+	return (*int32)(unsafe.Pointer(&sb.mem[headerSize+sb.n*slotSize+totals+(i*sb.counters+c)*4]))
+}
+
+// acquire takes one of counter c for slot i if the pool-wide value is
+// below max (no limit when max <= 0), and reports whether it did. What
+// the slot holds is counted first, so that a worker that dies between the
+// two steps is given back at most one more than it took.
+func (sb *scoreboard) acquire(i, c, max int) bool {
+	atomic.AddInt32(sb.held(i, c), 1)
+	t := sb.total(c)
+	for {
+		cur := atomic.LoadInt32(t)
+		if max > 0 && int(cur) >= max {
+			atomic.AddInt32(sb.held(i, c), -1)
+			return false
+		}
+		if atomic.CompareAndSwapInt32(t, cur, cur+1) {
+			return true
+		}
+	}
+}
+
+// release gives back one of counter c that slot i took.
+func (sb *scoreboard) release(i, c int) {
+	atomic.AddInt32(sb.total(c), -1)
+	atomic.AddInt32(sb.held(i, c), -1)
+}
+
+// reclaim gives back everything slot i holds (its worker has ended). The
+// values may have been scribbled on by a worker of this pool: the total
+// never goes below zero.
+func (sb *scoreboard) reclaim(i int) {
+	for c := range sb.counters {
+		h := atomic.SwapInt32(sb.held(i, c), 0)
+		if h <= 0 {
+			continue
+		}
+		t := sb.total(c)
+		for {
+			cur := atomic.LoadInt32(t)
+			if atomic.CompareAndSwapInt32(t, cur, max(cur-h, 0)) {
+				break
+			}
+		}
+	}
+}
+
+// value is the pool-wide value of counter c (0 or more).
+func (sb *scoreboard) value(c int) int {
+	return max(int(atomic.LoadInt32(sb.total(c))), 0)
 }
 
 // write updates slot i under its sequence counter. host and path are
@@ -173,6 +271,8 @@ func (sb *scoreboard) read(i int) SlotInfo {
 			Requests: atomic.LoadUint64(&s.requests),
 			Since:    time.Unix(0, atomic.LoadInt64(&s.since)),
 			Refused:  uint64(atomic.LoadUint32(&s.refused)),
+			Conns:    int(atomic.LoadUint32(&s.conns)),
+			Active:   int(atomic.LoadUint32(&s.active)),
 		}
 		hl := min(int(atomic.LoadUint32(&s.hostLen)), hostMax)
 		pl := min(int(atomic.LoadUint32(&s.pathLen)), pathMax)
@@ -194,5 +294,12 @@ func (sb *scoreboard) refuse(i int) {
 func (sb *scoreboard) reset(i int) {
 	empty := ""
 	sb.write(i, Empty, 0, 0, &empty, &empty)
-	atomic.StoreUint32(&sb.slot(i).refused, 0)
+	s := sb.slot(i)
+	atomic.StoreUint32(&s.refused, 0)
+	atomic.StoreUint32(&s.conns, 0)
+	atomic.StoreUint32(&s.active, 0)
+	sb.reclaim(i)
 }
+
+// add changes the counter at p (a slot's conns or active) by d.
+func add(p *uint32, d int) { atomic.AddUint32(p, uint32(int32(d))) }

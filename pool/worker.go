@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"sync/atomic"
+	"time"
 
 	"github.com/gompm/mpm/prefork"
 )
@@ -15,7 +17,15 @@ const (
 	envSlot        = "MPM_POOL_SLOT"
 	envMaxRequests = "MPM_POOL_MAX_REQUESTS"
 	envName        = "MPM_POOL_NAME"
+	// envServe carries the settings Worker.Serve enforces: per worker,
+	// max active, then the queue, expire and stop timeouts in
+	// nanoseconds, separated by commas.
+	envServe = "MPM_POOL_SERVE"
 )
+
+// activeCounter is the scoreboard counter of the requests in progress
+// (MaxActive); the application's counters follow it.
+const activeCounter = 0
 
 // Worker is a worker process's side of its pool: the dispatch socket to
 // take connections from, and its scoreboard slot to report on.
@@ -32,6 +42,9 @@ type Worker struct {
 	pid         int
 	requests    uint64
 	maxRequests int
+	cfg         workerConfig
+	nconns      atomic.Int64
+	env         *prefork.Env
 }
 
 // Join is called by the worker role with its prefork.Env. The worker
@@ -58,7 +71,64 @@ func Join(env *prefork.Env) (*Worker, error) {
 		board.close()
 		return nil, fmt.Errorf("pool: join: slot %d outside the scoreboard's %d", slot, board.n)
 	}
-	return &Worker{Pool: os.Getenv(envName), Slot: slot, Dispatch: d, board: board, pid: os.Getpid(), maxRequests: maxReq}, nil
+	var cfg workerConfig
+	var queue, expire, stop int64
+	if _, err := fmt.Sscanf(os.Getenv(envServe), "%d,%d,%d,%d,%d", &cfg.perWorker, &cfg.maxActive, &queue, &expire, &stop); err != nil {
+		board.close()
+		return nil, fmt.Errorf("pool: join: bad %s %q: %w", envServe, os.Getenv(envServe), err)
+	}
+	cfg.queue, cfg.expire = time.Duration(queue), time.Duration(expire)
+	// The master kills a worker StopTimeout after asking it to stop: it
+	// drains until a second before.
+	cfg.stopDeadline = max(time.Duration(stop)-time.Second, time.Duration(stop)/2)
+	return &Worker{Pool: os.Getenv(envName), Slot: slot, Dispatch: d, board: board, pid: os.Getpid(), maxRequests: maxReq, cfg: cfg, env: env}, nil
+}
+
+// serveEnv is the value of envServe for a pool's workers.
+func serveEnv(c *Config) string {
+	return fmt.Sprintf("%d,%d,%d,%d,%d", c.PerWorker, c.MaxActive, c.QueueTimeout, c.ExpireTimeout, c.StopTimeout)
+}
+
+// addConn counts a connection taken (1) or closed (-1): a worker with
+// none is idle, with one or more busy.
+func (w *Worker) addConn(d int) {
+	n := w.nconns.Add(int64(d))
+	add(&w.board.slot(w.Slot).conns, d)
+	switch {
+	case d > 0 && n == 1:
+		w.board.write(w.Slot, Busy, w.pid, w.requests, nil, nil)
+	case d < 0 && n == 0:
+		st := Idle
+		if State(atomic.LoadUint32(&w.board.slot(w.Slot).state)) == Exiting {
+			st = Exiting
+		}
+		w.board.write(w.Slot, st, w.pid, w.requests, nil, nil)
+	}
+}
+
+func (w *Worker) conns() int64 { return w.nconns.Load() }
+
+// addActive counts a request begun (1) or ended (-1).
+func (w *Worker) addActive(d int) { add(&w.board.slot(w.Slot).active, d) }
+
+// Acquire takes one of the pool's counter c (0 <= c < Config.Counters)
+// if fewer than max are taken over all the pool's workers (max <= 0: no
+// limit), and reports whether it did. Release gives it back. A limit per
+// site of the pool (mpm-itk's MaxClientsVHost) is a counter: what every
+// worker of the pool counts together, never more than max at once. What a
+// worker holds when it dies is given back by the pool.
+func (w *Worker) Acquire(c, max int) bool {
+	if c < 0 || c+1 >= w.board.counters {
+		return false
+	}
+	return w.board.acquire(w.Slot, c+1, max)
+}
+
+// Release gives back one of counter c taken by Acquire.
+func (w *Worker) Release(c int) {
+	if c >= 0 && c+1 < w.board.counters {
+		w.board.release(w.Slot, c+1)
+	}
 }
 
 // Idle reports that the worker waits for a connection.

@@ -93,6 +93,11 @@ func (c *Child) Signal(sig syscall.Signal) error {
 	return c.proc.Signal(sig)
 }
 
+// Retire asks the child to retire with SIGHUP: to finish its work and
+// end when it is done (see [Env.Retiring]). Wait for it with Done, and Stop
+// it if that takes too long.
+func (c *Child) Retire() error { return c.Signal(syscall.SIGHUP) }
+
 // Stop asks the child to stop with SIGTERM and waits for it until ctx
 // ends, then kills it with SIGKILL and waits for that. It returns how the
 // child ended.

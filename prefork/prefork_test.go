@@ -30,6 +30,7 @@ func TestMain(m *testing.M) {
 	roles.Add("report", roleReport)
 	roles.Add("fail", func(context.Context, *Env) error { return errors.New("boom") })
 	roles.Add("graceful", roleGraceful)
+	roles.Add("retiring", roleRetiring)
 	roles.Add("stubborn", roleStubborn)
 	roles.Add("master", roleMaster)
 	roles.Main() // in a child: runs the role and exits
@@ -90,6 +91,23 @@ func roleGraceful(ctx context.Context, env *Env) error {
 	<-ctx.Done()
 	time.Sleep(200 * time.Millisecond) // a request in flight
 	fmt.Fprintln(out, "finished")
+	return nil
+}
+
+// roleRetiring tells a retirement (SIGHUP) from a stop (SIGTERM).
+func roleRetiring(ctx context.Context, env *Env) error {
+	out, err := env.File("out")
+	if err != nil {
+		return err
+	}
+	retiring := env.Retiring()
+	fmt.Fprintln(out, "started")
+	select {
+	case <-retiring:
+		fmt.Fprintln(out, "retiring")
+	case <-ctx.Done():
+		fmt.Fprintln(out, "stopping")
+	}
 	return nil
 }
 
@@ -495,4 +513,24 @@ func BenchmarkStartToReady(b *testing.B) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*9/10].Microseconds())/1000, "p90-ms")
+}
+
+// TestRetire: a role that watches Env.Retiring is told of a retirement
+// apart from a stop; one that does not is stopped by it.
+func TestRetire(t *testing.T) {
+	var g Group
+	for _, c := range []struct{ role, want string }{{"retiring", "retiring\n"}, {"graceful", "finished\n"}} {
+		child, out := startWithOut(t, &g, c.role)
+		if err := child.Retire(); err != nil {
+			t.Fatal(err)
+		}
+		line := make([]byte, 16)
+		n, err := out.Read(line)
+		if err != nil || string(line[:n]) != c.want {
+			t.Errorf("%s child, retired: %q %v, want %q", c.role, line[:n], err, c.want)
+		}
+		if e := child.Exit(); e.Code != 0 {
+			t.Errorf("%s child: %v", c.role, e)
+		}
+	}
 }

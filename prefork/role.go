@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -37,6 +38,20 @@ type Env struct {
 	Files    map[string]*os.File // inherited files, by the names given in Spec.Files
 	Identity *privdrop.Identity  // the identity the child completed, or nil
 	Logger   *slog.Logger        // writes to stderr, which the parent logs
+
+	retire   chan struct{}
+	watching atomic.Bool
+}
+
+// Retiring returns a channel closed when the parent asks the child to
+// retire (SIGHUP, see [Child.Retire]): to finish its work and end when it
+// is done, as gently as it can, because another process takes over its
+// work (a reload, a worker replaced). The role's context ends when it is
+// asked to stop (SIGTERM): to finish what is in progress soon. A role
+// that never calls Retiring is stopped by a retirement as by SIGTERM.
+func (e *Env) Retiring() <-chan struct{} {
+	e.watching.Store(true)
+	return e.retire
 }
 
 // File returns the inherited file name or an error naming what was
@@ -138,8 +153,18 @@ func (r *Roles) run(name string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	// Reloads are the master's business: it starts new children.
-	signal.Ignore(syscall.SIGHUP)
+	env.retire = make(chan struct{})
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		<-hup
+		signal.Ignore(syscall.SIGHUP) // once is enough
+		if env.watching.Load() {
+			close(env.retire)
+		} else {
+			stop()
+		}
+	}()
 	if err := fn(ctx, env); err != nil && !errors.Is(err, context.Canceled) {
 		return fail(err)
 	}

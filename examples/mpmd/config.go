@@ -57,17 +57,33 @@ type Server struct {
 }
 
 // PoolConfig is the [pool] table and an identity's [identity.NAME.pool]
-// overrides. Unset keys take the defaults (package pool's).
+// overrides. Unset keys take the defaults.
 type PoolConfig struct {
-	Min           *int      `toml:"min"`
-	MinSpare      *int      `toml:"min_spare"`
-	MaxSpare      *int      `toml:"max_spare"`
-	Max           *int      `toml:"max"`
+	// Max is how many requests of the identity may be in progress at
+	// once; more wait up to QueueTimeout, then get 503.
+	Max *int `toml:"max"`
+	// Min and Workers bound the identity's worker processes; Connections
+	// is how many connections one worker serves at once.
+	Min         *int `toml:"min"`
+	Workers     *int `toml:"workers"`
+	Connections *int `toml:"connections"`
+	// MaxRequests a worker serves before it is replaced.
 	MaxRequests   *int      `toml:"max_requests"`
 	IdleTimeout   *Duration `toml:"idle_timeout"`
 	ExpireTimeout *Duration `toml:"expire_timeout"`
 	QueueTimeout  *Duration `toml:"queue_timeout"`
+
+	// Gone with one worker per connection; refused with an explanation.
+	MinSpare *int `toml:"min_spare"`
+	MaxSpare *int `toml:"max_spare"`
 }
+
+// Defaults of the [pool] table that differ from package pool's.
+const (
+	defaultPoolMax         = 32
+	defaultPoolConnections = 256
+	defaultPoolMaxRequests = 10000
+)
 
 // Identity is an [identity.NAME] table: who a pool's workers run as.
 type Identity struct {
@@ -491,8 +507,11 @@ func (c *Config) policy() privdrop.Policy {
 // poolFor builds the pool settings of an identity: its overrides over
 // [pool] over package pool's defaults.
 func (c *Config) poolFor(name string, id Identity) (pool.Config, error) {
-	pc := pool.Config{Name: name}
+	pc := pool.Config{Name: name, MaxActive: defaultPoolMax, PerWorker: defaultPoolConnections, MaxRequests: defaultPoolMaxRequests}
 	for _, layer := range []PoolConfig{c.Pool, id.Pool} {
+		if layer.MinSpare != nil || layer.MaxSpare != nil {
+			return pc, errors.New("min_spare and max_spare are gone: a worker now serves many connections at once (connections), the identity runs up to workers of them by load, and max bounds its requests in progress")
+		}
 		set := func(dst *int, v *int) {
 			if v != nil {
 				*dst = *v
@@ -504,15 +523,21 @@ func (c *Config) poolFor(name string, id Identity) (pool.Config, error) {
 			}
 		}
 		set(&pc.Min, layer.Min)
-		set(&pc.MinSpare, layer.MinSpare)
-		set(&pc.MaxSpare, layer.MaxSpare)
-		set(&pc.Max, layer.Max)
+		set(&pc.Max, layer.Workers)
+		set(&pc.MaxActive, layer.Max)
+		set(&pc.PerWorker, layer.Connections)
 		set(&pc.MaxRequests, layer.MaxRequests)
 		setd(&pc.IdleTimeout, layer.IdleTimeout)
 		setd(&pc.ExpireTimeout, layer.ExpireTimeout)
 		setd(&pc.QueueTimeout, layer.QueueTimeout)
 	}
 	pc.Role = roleWorker
+	switch {
+	case pc.MaxActive < 1:
+		return pc, fmt.Errorf("max %d: want at least 1 request in progress at once", pc.MaxActive)
+	case pc.PerWorker < 2:
+		return pc, fmt.Errorf("connections %d: want at least 2 connections per worker", pc.PerWorker)
+	}
 	return pc, pc.Check()
 }
 

@@ -17,7 +17,7 @@ func TestExampleConfig(t *testing.T) {
 	printSummary(&out, cfg)
 	for _, want := range []string{"alice.example www.alice.example -> identity alice", "carol.example -> identity uid-2003-gid-2003", "alice: uid 2001 gid 2001",
 		// The values that will run, defaults filled in (alice sets max).
-		"pool: min 0, min_spare 0, max_spare 2, max 4, max_requests 1000, idle_timeout 30s, expire_timeout 5m0s, queue_timeout 10s",
+		"pool: max 8 requests at once, workers 0 to 2 of 256 connections each, max_requests 10000, idle_timeout 30s, expire_timeout 5m0s, queue_timeout 10s",
 		"0.0.0.0:80 http (every address of this host)"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("summary lacks %q:\n%s", want, out.String())
@@ -55,7 +55,9 @@ func TestConfigErrors(t *testing.T) {
 		{"itk uid below minimum", "[[vhost]]\nserver_name = \"a.example\"\ndocument_root = \"/srv/a\"\nuser = \"33\"\ngroup = \"33\"\n", `uid 33 is below the minimum 100`},
 		{"relative docroot", strings.Replace(site, "/srv/a", "srv/a", 1), `document_root "srv/a" is not an absolute path`},
 		{"bad duration", "[pool]\nidle_timeout = \"soon\"\n" + site, `bad duration "soon"`},
-		{"bad pool sizes", "[pool]\nmin = 5\nmax = 2\n" + site, `min 5 is above max 2`},
+		{"bad pool sizes", "[pool]\nmin = 5\nworkers = 2\n" + site, `min 5 is above max 2`},
+		{"min_spare", "[pool]\nmin_spare = 1\n" + site, `min_spare and max_spare are gone`},
+		{"no requests", "[pool]\nmax = 0\n" + site, `max 0: want at least 1 request in progress at once`},
 		{"no vhosts", "[server]\n", "no [[vhost]] entries"},
 		{"two defaults", site + "default = true\n\n[[vhost]]\nserver_name = \"b.example\"\ndocument_root = \"/srv/b\"\nidentity = \"a\"\ndefault = true\n", `"vhost a.example (f.toml:6)" and "vhost b.example (f.toml:12)" are both the default for 127.0.0.1:8080`},
 		{"syntax", "[server\n", "f.toml:1:"},

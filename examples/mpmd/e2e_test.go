@@ -719,7 +719,7 @@ func TestRecycleUnderLoad(t *testing.T) {
 	addr := freePort(t)
 	sites := []testSite{{name: "rec", uid: testenv.FreeID(t, 2361), pages: map[string]string{"hello.txt": "hello\n"}}}
 	testenv.FreeID(t, 2362)
-	server := "multiplexer_user = \"2362\"\nmultiplexer_group = \"2362\"\n\n[pool]\nmin = 2\nmax = 4\nmin_spare = 2\nmax_spare = 4\nmax_requests = 1\n"
+	server := "multiplexer_user = \"2362\"\nmultiplexer_group = \"2362\"\n\n[pool]\nmin = 2\nworkers = 2\nmax_requests = 1\n"
 	d := startDaemon(t, addr, "-config", writeSites(t, addr, server, sites))
 	const clients, each = 4, 60
 	var (

@@ -40,7 +40,7 @@ func fastcgiSites(t *testing.T, aliceExtra string) (*daemon, []testSite) {
 		{name: "bob", uid: testenv.FreeID(t, 2352), extra: "php_mode = \"fastcgi\"\n", pages: pages()},
 	}
 	testenv.FreeID(t, 2353)
-	server := "multiplexer_user = \"2353\"\nmultiplexer_group = \"2353\"\n\n[pool]\nmin = 1\nmax = 1\nmin_spare = 0\nmax_spare = 1\n"
+	server := "multiplexer_user = \"2353\"\nmultiplexer_group = \"2353\"\n\n[pool]\nmin = 1\nworkers = 1\n"
 	path := writeSites(t, addr, server, sites)
 	steal := fmt.Sprintf(`<?php $s = @file_get_contents(%q); echo $s === false ? "denied" : "READ: ".$s;`, filepath.Join(sites[0].root, "secret.txt"))
 	os.WriteFile(filepath.Join(sites[1].root, "steal.php"), []byte(steal), 0o600)

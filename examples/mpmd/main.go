@@ -139,8 +139,8 @@ func printSummary(w io.Writer, cfg *Config) {
 		if id.resolved.Chroot != "" {
 			fmt.Fprintf(w, " chroot %s", id.resolved.Chroot)
 		}
-		fmt.Fprintf(w, "\n      pool: min %d, min_spare %d, max_spare %d, max %d, max_requests %d, idle_timeout %v, expire_timeout %v, queue_timeout %v\n",
-			eff.Min, eff.MinSpare, eff.MaxSpare, eff.Max, eff.MaxRequests, eff.IdleTimeout, eff.ExpireTimeout, eff.QueueTimeout)
+		fmt.Fprintf(w, "\n      pool: max %d requests at once, workers %d to %d of %d connections each, max_requests %d, idle_timeout %v, expire_timeout %v, queue_timeout %v\n",
+			eff.MaxActive, eff.Min, eff.Max, eff.PerWorker, eff.MaxRequests, eff.IdleTimeout, eff.ExpireTimeout, eff.QueueTimeout)
 	}
 }
 

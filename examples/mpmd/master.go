@@ -213,6 +213,7 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 			MaxBodyBytes:    cfg.Server.maxBody,
 			UnknownHost:     cfg.Server.UnknownHost,
 			HandbackTimeout: eff.QueueTimeout,
+			MaxActive:       eff.MaxActive,
 		}
 		for vi, v := range cfg.VHosts {
 			if cfg.routing.VHosts[vi].Pool != pi {
@@ -244,6 +245,7 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 		}
 		g.files = append(g.files, pf)
 		pc.Files = append(pc.Files, prefork.File{Name: "plan", File: pf})
+		pc.Counters = len(plan.VHosts) // each vhost's requests in progress (max_clients)
 		pc.Path = m.exe
 		pc.Env = childEnv()
 		pc.Limit = m.limit

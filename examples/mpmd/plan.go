@@ -46,7 +46,10 @@ type workerPlan struct {
 	// may wait for a worker (older ones get 503) and how long a worker
 	// waits to hand a connection back to a multiplexer.
 	HandbackTimeout time.Duration
-	TicketSecret    []byte // the pool's session ticket secret, when it serves TLS
+	// MaxActive is the pool's bound on requests in progress: also the
+	// streams an HTTP/2 connection may run at once.
+	MaxActive    int
+	TicketSecret []byte // the pool's session ticket secret, when it serves TLS
 }
 
 type workerVHost struct {

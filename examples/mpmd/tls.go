@@ -260,49 +260,6 @@ func (t *workerTLS) rotate(ctx context.Context) {
 	}
 }
 
-// tlsListener terminates TLS on the connections a multiplexer marked as
-// TLS, within the handshake timeout, and holds every HTTP/1.x request
-// head on a connection to the multiplexer's rules (check). HTTP/2 has
-// no HTTP/1 heads to check: its framing is its own.
-type tlsListener struct {
-	net.Listener
-	t         *workerTLS
-	log       *slog.Logger
-	handshake time.Duration
-	check     func(net.Conn) net.Conn
-}
-
-func (l *tlsListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		fc, ok := c.(*fdpass.Conn)
-		if !ok || !fc.Info().TLS {
-			return l.check(c), nil
-		}
-		if l.t == nil {
-			l.log.Error("TLS connection for an identity without certificates", "listener", fc.Info().Listener)
-			c.Close()
-			continue
-		}
-		tc := tls.Server(c, l.t.cfg)
-		c.SetDeadline(time.Now().Add(l.handshake))
-		err = tc.Handshake()
-		c.SetDeadline(time.Time{})
-		if err != nil {
-			l.log.Debug("TLS handshake", "remote", c.RemoteAddr().String(), "err", err)
-			tc.Close()
-			continue
-		}
-		if tc.ConnectionState().NegotiatedProtocol == "h2" {
-			return tc, nil
-		}
-		return l.check(tc), nil
-	}
-}
-
 // tlsState is the TLS state of the connection r came on, when net/http
 // did not set r.TLS: an HTTP/1.1 connection over TLS reaches it wrapped
 // in a vhostroute.CheckedConn, which net/http does not know for TLS.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 
@@ -14,10 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/gompm/mpm/fdpass"
 	"github.com/gompm/mpm/pool"
@@ -28,10 +26,10 @@ import (
 const roleWorker = "worker"
 
 // runWorker is a pool worker: it serves HTTP for its identity's vhosts on
-// connections the multiplexers pass to it, one connection at a time.
+// connections the multiplexers pass to it, many at once (pool.Serve), with
+// one P (GOMAXPROCS=1 from childEnv): the pool runs more workers when
+// every one keeps its CPU busy.
 func runWorker(ctx context.Context, env *prefork.Env) error {
-	// One P (GOMAXPROCS=1 from childEnv): a worker serves one
-	// connection at a time.
 	log := env.Logger
 	w, err := pool.Join(env)
 	if err != nil {
@@ -62,7 +60,7 @@ func runWorker(ctx context.Context, env *prefork.Env) error {
 				v.PHPAdminValue[k] = val
 			}
 		}
-		ws := &workerSite{maxClients: v.MaxClients, name: plan.Routing.VHosts[v.N].Names[0]}
+		ws := &workerSite{maxClients: v.MaxClients, counter: i, name: plan.Routing.VHosts[v.N].Names[0]}
 		if ws.site, err = newSite(&v.VHost, plan.PHPCGI, log); err != nil {
 			// One vhost that cannot be served (its document root went
 			// away since the check) answers 503; the identity's other
@@ -87,216 +85,75 @@ func runWorker(ctx context.Context, env *prefork.Env) error {
 			}
 		}
 	}()
-	// Shared: each connection wakes one idle worker of the pool, not all.
-	sock, err := fdpass.SharedFileSocket(w.Dispatch)
-	if err != nil {
+	// Hand-backs go out on a socket of their own (a copy of the shared
+	// dispatch socket's descriptor: sends never touch its O_NONBLOCK).
+	if h.sock, err = fdpass.SharedFileSocket(w.Dispatch); err != nil {
 		return err
 	}
-	h.sock = sock
+	defer h.sock.Close()
 	h.tls = newWorkerTLS(&plan, table, log)
-	fresh := &freshOnly{Listener: fdpass.NewListener(sock), max: plan.HandbackTimeout, log: log, w: w}
-	heads := &vhostroute.HeadReader{MaxHeadBytes: plan.MaxHeaderBytes, Timeout: plan.HeaderTimeout}
+	h.heads = &vhostroute.HeadReader{MaxHeadBytes: plan.MaxHeaderBytes, Timeout: plan.HeaderTimeout}
+	h.handshake = plan.HeaderTimeout
 	h.nonce = rand.Text()
-	check := func(c net.Conn) net.Conn { return heads.CheckRequests(c, h.refusal) }
-	ln := &oneAtATime{Listener: &tlsListener{Listener: fresh, t: h.tls, log: log, handshake: plan.HeaderTimeout, check: check}, w: w, free: make(chan struct{}, 1), closed: make(chan struct{})}
-	ln.free <- struct{}{}
-	// The raw descriptor, taken without File.Fd, which would change the
-	// blocking mode of a pollable file's socket, shared with every worker
-	// of the pool.
-	var dispatchFD int
-	if rc, err := w.Dispatch.SyscallConn(); err == nil {
-		rc.Control(func(fd uintptr) { dispatchFD = int(fd) })
-	}
-	// Someone waits for a worker that only a kept-alive connection can
-	// give up: a connection is in the queue and the pool is at its max.
-	ln.queued = func() bool {
-		fds := []unix.PollFd{{Fd: int32(dispatchFD), Events: unix.POLLIN}}
-		n, err := unix.Poll(fds, 0)
-		return err == nil && n > 0 && fds[0].Revents&unix.POLLIN != 0 && w.PoolFull()
-	}
-	h.queued = ln.queued
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: plan.HeaderTimeout,
 		IdleTimeout:       plan.KeepAlive,
 		MaxHeaderBytes:    plan.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-		ConnState:         ln.connState,
 		ConnContext:       tlsConnContext,
+		// A stream is a request: one HTTP/2 connection may run no more
+		// of them at once than the identity may run requests.
+		HTTP2: &http.HTTP2Config{MaxConcurrentStreams: max(plan.MaxActive, 1)},
 	}
 	if h.tls != nil {
 		// HTTP/2 is offered through ALPN on the TLS connections.
 		srv.TLSConfig = h.tls.cfg
 		go h.tls.rotate(ctx)
 	}
-	h.srv = srv
-	recycled := make(chan struct{})
-	h.recycle = func() {
-		// Served enough: take no more connections, finish the one in
-		// hand (and one received in the meantime), then exit.
-		ln.finish()
-		go func() {
-			srv.Shutdown(context.Background())
-			close(recycled)
-		}()
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	select {
-	case err := <-done:
-		if errors.Is(err, http.ErrServerClosed) {
-			w.Exiting()
-			// Serve returns as soon as Shutdown begins; Shutdown
-			// returns when the last connection has been served.
-			// Exiting before that drops it without an answer.
-			<-recycled
-			return nil
-		}
-		return err
-	case <-ctx.Done():
-		w.Exiting()
-		// Answers from now on say Connection: close; Shutdown then
-		// closes connections that are idle between requests.
-		srv.SetKeepAlivesEnabled(false)
-		stop, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		return srv.Shutdown(stop)
+	return w.Serve(ctx, srv, pool.ServeOptions{Conn: h.prepare, Refuse: refuseQueued, Counted: h.mine, Logger: log})
+}
+
+// refuseQueued answers a connection that waited for a worker longer than
+// the pool's queue timeout: 503 on plain HTTP; a TLS client, which
+// cannot be answered before its handshake, sees the connection close.
+func refuseQueued(c *fdpass.Conn) {
+	if !c.Info().TLS {
+		writeAnswer(c, http.StatusServiceUnavailable, "the site is busy; try again in a while", retryAfter)
 	}
 }
 
-// oneAtATime makes a worker hold one connection at a time, as a prefork
-// worker does: that is what the pool's idle and busy counts mean, and
-// what lets the master size pools from the scoreboard. Accept waits until
-// the previous connection has closed (or been handed back).
-type oneAtATime struct {
-	net.Listener
-	w      *pool.Worker
-	free   chan struct{}
-	closed chan struct{}
-	once   sync.Once
-	// queued reports whether a connection waits in the dispatch queue.
-	queued func() bool
-
-	mu   sync.Mutex
-	idle chan struct{} // closed when the current connection stops being idle
-
-	// finished is set when the worker has served its last request: it
-	// takes no more connections from the queue, where another worker
-	// will get them.
-	finished atomic.Bool
-}
-
-// finish makes Accept take no more connections.
-func (l *oneAtATime) finish() { l.finished.Store(true) }
-
-func (l *oneAtATime) Accept() (net.Conn, error) {
-	select {
-	case <-l.free:
-	case <-l.closed:
-		// http.Server.Shutdown waits for Serve to leave Accept before it
-		// closes the idle connection that holds the token.
-		return nil, net.ErrClosed
+// prepare makes a received connection ready to serve: TLS terminated
+// (within the header timeout) when the multiplexer marked it TLS, and every
+// HTTP/1.x request head held to the multiplexer's rules. An HTTP/2
+// connection goes to net/http as it is: it has no HTTP/1 heads.
+func (h *workerHandler) prepare(fc *fdpass.Conn) (net.Conn, error) {
+	if !fc.Info().TLS {
+		return h.heads.CheckRequests(fc, h.refusal), nil
 	}
-	if l.finished.Load() {
-		// Wait for Shutdown to close the listener, so that Serve sees
-		// a closed listener, not an error.
-		l.free <- struct{}{}
-		<-l.closed
-		return nil, net.ErrClosed
+	if h.tls == nil {
+		h.log.Error("TLS connection for an identity without certificates", "listener", fc.Info().Listener)
+		return nil, errors.New("no certificate")
 	}
-	l.w.Idle()
-	c, err := l.Listener.Accept()
+	tc := tls.Server(fc, h.tls.cfg)
+	fc.SetDeadline(time.Now().Add(h.handshake))
+	err := tc.Handshake()
+	fc.SetDeadline(time.Time{})
 	if err != nil {
-		l.free <- struct{}{}
+		h.log.Debug("TLS handshake", "remote", fc.RemoteAddr().String(), "err", err)
 		return nil, err
 	}
-	return c, nil
-}
-
-// freshOnly refuses connections that waited in the dispatch queue longer
-// than the pool's queue timeout: their client was promised an answer
-// within it, and the next connection in the queue deserves the worker
-// more. A plain HTTP client gets a 503; a TLS client, which cannot be
-// answered before its handshake, gets the connection closed.
-type freshOnly struct {
-	net.Listener
-	max time.Duration
-	log *slog.Logger
-	w   *pool.Worker
-}
-
-func (l *freshOnly) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		fc, ok := c.(*fdpass.Conn)
-		if !ok || l.max <= 0 || fc.Info().Queued <= l.max {
-			return c, nil
-		}
-		l.w.Refused()
-		l.log.Warn("connection waited too long for a worker", "queued", fc.Info().Queued.Round(time.Millisecond), "queue_timeout", l.max)
-		if !fc.Info().TLS {
-			writeAnswer(c, http.StatusServiceUnavailable, "the site is busy; try again in a while", retryAfter)
-		}
-		c.Close()
+	if tc.ConnectionState().NegotiatedProtocol == "h2" {
+		return tc, nil
 	}
-}
-
-func (l *oneAtATime) Close() error {
-	l.once.Do(func() { close(l.closed) })
-	return l.Listener.Close()
-}
-
-func (l *oneAtATime) connState(c net.Conn, st http.ConnState) {
-	l.mu.Lock()
-	if l.idle != nil {
-		close(l.idle) // the connection left the idle state
-		l.idle = nil
-	}
-	if st == http.StateIdle && l.queued != nil {
-		l.idle = make(chan struct{})
-		go l.yieldWhenWanted(c, l.idle)
-	}
-	l.mu.Unlock()
-	switch st {
-	case http.StateClosed, http.StateHijacked:
-		l.free <- struct{}{}
-	}
-}
-
-// yieldWhenWanted closes c, a kept-alive connection with no request in
-// progress, when another connection waits for a worker of this full pool:
-// an idle client must not hold the worker a waiting one needs (the pool
-// would stall until the keep-alive timeout). HTTP lets a server close an
-// idle connection; the client opens a new one. The wait must last 100ms,
-// so that a busy client between two requests (which ServeHTTP already
-// asks to close when others wait) is not cut off mid-turn.
-func (l *oneAtATime) yieldWhenWanted(c net.Conn, done <-chan struct{}) {
-	const looks, every = 5, 20 * time.Millisecond
-	seen := 0
-	for {
-		select {
-		case <-done:
-			return
-		case <-time.After(every):
-		}
-		if !l.queued() {
-			seen = 0
-			continue
-		}
-		if seen++; seen >= looks {
-			c.Close()
-			return
-		}
-	}
+	return h.heads.CheckRequests(tc, h.refusal), nil
 }
 
 type workerSite struct {
 	*site
-	name       string // the vhost's server_name: what max_clients counts by
+	name       string // the vhost's server_name
 	maxClients int
+	counter    int // the pool counter of its requests in progress (max_clients)
 	access     *accessLog
 }
 
@@ -306,15 +163,11 @@ type workerHandler struct {
 	identity        string
 	table           *vhostroute.Table[*route]
 	sites           map[int]*workerSite // this identity's, by vhost index
-	sock            *fdpass.Socket
-	srv             *http.Server
-	recycle         func()
+	sock            *fdpass.Socket      // hand-backs go out on it
 	handbackTimeout time.Duration
-	once            sync.Once
 	tls             *workerTLS // nil when the identity has no certificate
-	// queued reports that a connection waits for a worker of this full
-	// pool; see oneAtATime.
-	queued func() bool
+	heads           *vhostroute.HeadReader
+	handshake       time.Duration
 	// maxBody bounds a request body (max_body_bytes).
 	maxBody     int64
 	unknownHost int
@@ -354,14 +207,6 @@ func (h *workerHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	if r.TLS == nil {
 		r.TLS = tlsState(r)
 	}
-	if r.ProtoMajor == 1 && (h.w.LastRequest() || (h.queued != nil && h.queued())) {
-		// The worker recycles after this request, or others wait and
-		// the pool is full: this connection ends after this answer
-		// (said in the response, so no client sees a dropped
-		// connection), and the worker takes the next in line, as
-		// Apache's MaxKeepAliveRequests would, but only when needed.
-		rw.Header().Set("Connection", "close")
-	}
 	rt, status := h.route(r)
 	if status != 0 {
 		http.Error(rw, http.StatusText(status), status)
@@ -391,17 +236,19 @@ func (h *workerHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		http.Error(rw, "this site is unavailable (see the server's log)", http.StatusServiceUnavailable)
 		return
 	}
-	h.w.Busy(s.name, r.URL.Path)
-	if s.maxClients > 0 && h.w.BusyOn(s.name) > s.maxClients {
-		h.w.Between()
-		h.w.Refused()
-		rw.Header().Set("Retry-After", "1")
-		http.Error(rw, "too many clients for this site", http.StatusServiceUnavailable)
-		return
+	if s.maxClients > 0 {
+		// Requests in progress for this vhost over all the identity's
+		// workers (mpm-itk's MaxClientsVHost).
+		if !h.w.Acquire(s.counter, s.maxClients) {
+			h.w.Refused()
+			rw.Header().Set("Retry-After", "1")
+			http.Error(rw, "too many clients for this site", http.StatusServiceUnavailable)
+			return
+		}
+		defer h.w.Release(s.counter)
 	}
 	if h.maxBody > 0 {
 		if r.ContentLength > h.maxBody {
-			h.w.Between()
 			rw.Header().Set("Connection", "close")
 			http.Error(rw, fmt.Sprintf("request body of %d bytes is over this server's limit of %d", r.ContentLength, h.maxBody), http.StatusRequestEntityTooLarge)
 			return
@@ -416,9 +263,14 @@ func (h *workerHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	if s.access != nil {
 		s.access.log(r, rec.status, rec.bytes, start)
 	}
-	if h.w.Done() {
-		h.once.Do(h.recycle)
-	}
+}
+
+// mine reports whether r is for one of this identity's vhosts: the only
+// requests that count against the pool's max (one handed back waits for
+// no place here).
+func (h *workerHandler) mine(r *http.Request) bool {
+	rt, _ := h.route(r)
+	return rt != nil && rt.Identity == h.identity
 }
 
 // route looks r up in the routing table by the local address its
