@@ -356,46 +356,6 @@ func TestNoOrphans(t *testing.T) {
 	waitFor(t, fmt.Sprintf("child %d to die with its master", pid), func() bool { return !testenv.Running(pid) })
 }
 
-// TestNoOrphansAfterDrop: a child that drops to an identity in prefork's
-// Main also dies with its master. The kernel clears the parent-death
-// signal when a process changes its credentials: set before the drop, it
-// was gone after it, and such children outlived a killed master.
-func TestNoOrphansAfterDrop(t *testing.T) {
-	testenv.RequireRoot(t)
-	uid := testenv.FreeID(t, 2051)
-	var g Group
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	exe := testenv.PublicExecutable(t)
-	master, err := g.Start(Spec{Role: "master", Path: exe, Files: []File{{Name: "out", File: w}}, Env: []string{"CHILD_UID=" + strconv.Itoa(int(uid)), "CHILD_EXE=" + exe}})
-	w.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer master.Signal(syscall.SIGKILL)
-	r.SetReadDeadline(time.Now().Add(time.Minute))
-	buf := make([]byte, 32)
-	n, err := r.Read(buf)
-	if err != nil {
-		t.Fatalf("master did not report its child: %v (%v)", err, master.Exit())
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(buf[:n])))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Kill(pid, syscall.SIGKILL)
-	waitFor(t, fmt.Sprintf("child %d to run as uid %d", pid, uid), func() bool {
-		st, err := procstatus.Process(pid)
-		return err == nil && st.UID[0] == uid
-	})
-	master.Signal(syscall.SIGKILL)
-	master.Exit()
-	waitFor(t, fmt.Sprintf("child %d (uid %d) to die with its master", pid, uid), func() bool { return !testenv.Running(pid) })
-}
-
 func TestWaitSignals(t *testing.T) {
 	reloads := make(chan struct{}, 4)
 	for _, tt := range []struct {
