@@ -36,6 +36,14 @@ type ConnInfo struct {
 	// RemoteAddr returns it.
 	ProxyClient netip.AddrPort
 
+	// Peer is the process that sent the connection, as the kernel
+	// reports it, when the receiving socket asked with [Socket.PassCred];
+	// nil otherwise, and never sent: unlike every field above, it is not
+	// the sender's to choose. A receiver that trusts the sender with
+	// nothing (a worker handing a connection back to a multiplexer) can
+	// still tell which identity sent it.
+	Peer *Cred
+
 	// Queued is how long the connection waited between the sender's
 	// SendConn and its receipt, measured by the receiver from the time
 	// the sender stamped on it (CLOCK_MONOTONIC, which all processes on
@@ -131,7 +139,7 @@ func socketOf(c net.Conn, read []byte) (syscall.Conn, []byte, error) {
 // that is not a well-formed connection message is refused as [Socket.Recv]
 // refuses one, and its descriptors are closed.
 func (s *Socket) RecvConn(ctx context.Context) (*Conn, error) {
-	kind, body, files, err := s.recv(ctx)
+	kind, body, files, peer, err := s.recv(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +162,9 @@ func (s *Socket) RecvConn(ctx context.Context) (*Conn, error) {
 		}
 		return nil, fmt.Errorf("fdpass: recv on %s: connection from %s: %w", s.desc, m.remoteAddr, err)
 	}
-	return &Conn{nc: nc, info: m.info(), prefix: read}, nil
+	info := m.info()
+	info.Peer = peer
+	return &Conn{nc: nc, info: info, prefix: read}, nil
 }
 
 // Conn is a connection received from another process. Its reads return

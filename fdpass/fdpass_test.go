@@ -28,6 +28,7 @@ func TestMain(m *testing.M) {
 var helpers = map[string]testenv.Helper{
 	"recv-count": helperRecvCount,
 	"serve-http": helperServeHTTP,
+	"send-conn":  helperSendConn,
 }
 
 // types are the socket types every generic test runs on.

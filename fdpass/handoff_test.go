@@ -503,3 +503,73 @@ func helperServeHTTP(args []string) (any, error) {
 	}
 	return n.Load(), nil
 }
+
+// TestPeerCredentials: with PassCred, a received connection says which
+// process sent it, as the kernel reports it; without, it says nothing.
+func TestPeerCredentials(t *testing.T) {
+	checkLeaks(t)
+	for _, pass := range []bool{true, false} {
+		send, recv := pair(t, unix.SOCK_SEQPACKET)
+		if pass {
+			if err := recv.PassCred(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		f, err := send.File()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := testenv.Command(t, "send-conn", ln.Addr().String())
+		p.Cmd.ExtraFiles = []*os.File{f}
+		if err := p.Cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		send.Close()
+		if c, err := ln.Accept(); err == nil {
+			defer c.Close()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		rc, err := recv.RecvConn(ctx)
+		cancel()
+		if err := p.Wait(nil); err != nil {
+			t.Fatal(err)
+		}
+		ln.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc.Close()
+		peer := rc.Info().Peer
+		switch {
+		case pass && (peer == nil || int(peer.PID) != p.Cmd.Process.Pid || int(peer.UID) != os.Getuid() || int(peer.GID) != os.Getgid()):
+			t.Errorf("with PassCred: Peer = %+v, want pid %d uid %d gid %d", peer, p.Cmd.Process.Pid, os.Getuid(), os.Getgid())
+		case !pass && peer != nil:
+			t.Errorf("without PassCred: Peer = %+v, want nil", peer)
+		}
+	}
+}
+
+// helperSendConn dials args[0] and sends the connection on the socket at
+// fd 3.
+func helperSendConn(args []string) (any, error) {
+	f := os.NewFile(3, "send")
+	s, err := FileSocket(f)
+	f.Close()
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	c, err := net.Dial("tcp", args[0])
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return nil, s.SendConn(ctx, c, []byte("GET / HTTP/1.1\r\n\r\n"), ConnInfo{})
+}

@@ -60,6 +60,46 @@ type Socket struct {
 
 	rbuf []byte // SOCK_SEQPACKET receive buffer; guarded by rsem
 	oob  []byte // control message buffer; guarded by rsem
+	// peer is the sender of the last message received, when the kernel
+	// said (see PassCred); guarded by rsem.
+	peer *Cred
+}
+
+// Cred is a process as the kernel reports it with a message
+// (SCM_CREDENTIALS): its pid and its real uid and gid at the time it sent.
+// A sender cannot choose them: the kernel fills them in, or checks the
+// ones a sender gives against the sender itself.
+type Cred struct {
+	PID      int32
+	UID, GID uint32
+}
+
+// PassCred asks the kernel to report, with each message this socket
+// receives, the process that sent it (ConnInfo.Peer of a received
+// connection). It sets SO_PASSCRED on the socket, which every process
+// receiving on it shares.
+func (s *Socket) PassCred() error {
+	rc, err := s.uc.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("fdpass: pass credentials on %s: %w", s.desc, err)
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PASSCRED, 1)
+	}); err != nil {
+		return fmt.Errorf("fdpass: pass credentials on %s: %w", s.desc, err)
+	}
+	if serr != nil {
+		return fmt.Errorf("fdpass: pass credentials on %s: %w", s.desc, os.NewSyscallError("setsockopt(SO_PASSCRED)", serr))
+	}
+	// Room for the credentials beside MaxFDs descriptors (and no more:
+	// a message with more descriptors must still be cut, MSG_CTRUNC).
+	if err := acquire(context.Background(), s.rsem); err != nil {
+		return err
+	}
+	s.oob = make([]byte, unix.CmsgSpace(MaxFDs*4)+unix.CmsgSpace(unix.SizeofUcred))
+	release(s.rsem)
+	return nil
 }
 
 // msgConn is what a Socket needs of its connection: a *net.UnixConn,
@@ -380,7 +420,7 @@ func withFDs(rcs []syscall.RawConn, fds []int, fn func([]int) error) error {
 // that lost its place in the stream returns the same error from then on.
 // When the sending side has closed, Recv returns an error wrapping io.EOF.
 func (s *Socket) Recv(ctx context.Context) (payload []byte, files []*os.File, err error) {
-	kind, body, files, err := s.recv(ctx)
+	kind, body, files, _, err := s.recv(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -391,20 +431,22 @@ func (s *Socket) Recv(ctx context.Context) (payload []byte, files []*os.File, er
 	return body, files, nil
 }
 
-// recv reads one checked frame. The body belongs to the caller.
-func (s *Socket) recv(ctx context.Context) (kind byte, body []byte, files []*os.File, err error) {
+// recv reads one checked frame, and who sent it when the kernel says
+// (see PassCred). The body belongs to the caller.
+func (s *Socket) recv(ctx context.Context) (kind byte, body []byte, files []*os.File, peer *Cred, err error) {
 	if err := ctx.Err(); err != nil {
-		return 0, nil, nil, fmt.Errorf("fdpass: recv on %s: %w", s.desc, err)
+		return 0, nil, nil, nil, fmt.Errorf("fdpass: recv on %s: %w", s.desc, err)
 	}
 	if err := acquire(ctx, s.rsem); err != nil {
-		return 0, nil, nil, fmt.Errorf("fdpass: recv on %s: waiting behind another receive: %w", s.desc, err)
+		return 0, nil, nil, nil, fmt.Errorf("fdpass: recv on %s: waiting behind another receive: %w", s.desc, err)
 	}
 	defer release(s.rsem)
 	if s.rbroken != nil {
-		return 0, nil, nil, s.rbroken
+		return 0, nil, nil, nil, s.rbroken
 	}
 	end := s.rdl.begin(ctx)
 	defer end()
+	s.peer = nil
 	var frame []byte
 	if s.stream {
 		frame, files, err = s.readStream()
@@ -415,7 +457,7 @@ func (s *Socket) recv(ctx context.Context) (kind byte, body []byte, files []*os.
 		var k byte
 		k, body, err = decodeFrame(frame, len(files))
 		if err == nil {
-			return k, body, files, nil
+			return k, body, files, s.peer, nil
 		}
 	}
 	closeFiles(files)
@@ -424,7 +466,7 @@ func (s *Socket) recv(ctx context.Context) (kind byte, body []byte, files []*os.
 		// fired yet when the poller's did.
 		err = fmt.Errorf("%w (%v)", ctxErr(ctx), err)
 	}
-	return 0, nil, nil, fmt.Errorf("fdpass: recv on %s: %w", s.desc, err)
+	return 0, nil, nil, nil, fmt.Errorf("fdpass: recv on %s: %w", s.desc, err)
 }
 
 // readPacket reads one SOCK_SEQPACKET message and returns a copy of it.
@@ -433,6 +475,7 @@ func (s *Socket) readPacket() ([]byte, []*os.File, error) {
 	// Descriptors are taken into Files before anything else is looked
 	// at, so that every return below can close them.
 	files, perr := appendRights(nil, s.oob[:oobn])
+	s.peer = parseCred(s.oob[:oobn])
 	switch {
 	case err != nil:
 		return nil, files, err
@@ -492,6 +535,9 @@ func (s *Socket) readFull(b []byte, files []*os.File) ([]*os.File, int, error) {
 		n, oobn, flags, _, err := s.uc.ReadMsgUnix(b[got:], s.oob)
 		var perr error
 		files, perr = appendRights(files, s.oob[:oobn])
+		if c := parseCred(s.oob[:oobn]); c != nil {
+			s.peer = c
+		}
 		got += n
 		switch {
 		case err != nil:
@@ -548,6 +594,26 @@ func appendRights(files []*os.File, oob []byte) ([]*os.File, error) {
 		oob = oob[next:]
 	}
 	return files, nil
+}
+
+// parseCred returns the credentials in oob (the kernel puts them there,
+// for a socket with SO_PASSCRED), or nil.
+func parseCred(oob []byte) *Cred {
+	if len(oob) == 0 {
+		return nil
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil
+	}
+	for _, m := range msgs {
+		if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_CREDENTIALS {
+			if u, err := unix.ParseUnixCredentials(&m); err == nil {
+				return &Cred{PID: u.Pid, UID: u.Uid, GID: u.Gid}
+			}
+		}
+	}
+	return nil
 }
 
 func closeFiles(files []*os.File) {

@@ -369,6 +369,28 @@ func (p *Pool) Retire() {
 	p.poke()
 }
 
+// WaitRetired waits, after Retire, until every worker has ended or d has
+// passed, and reports whether they all ended.
+func (p *Pool) WaitRetired(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		p.mu.Lock()
+		n := len(p.children)
+		p.mu.Unlock()
+		if n == 0 {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// StopTimeout is how long the pool lets its workers finish when it
+// stops, before it kills them.
+func (p *Pool) StopTimeout() time.Duration { return p.cfg.StopTimeout }
+
 // tickEvery is how often a pool with workers looks at its scoreboard.
 const tickEvery = 100 * time.Millisecond
 

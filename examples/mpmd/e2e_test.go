@@ -944,3 +944,85 @@ func TestMissingDocumentRoot(t *testing.T) {
 		}
 	}
 }
+
+// TestReloadUnderLoad: four reloads while clients keep requesting, on new
+// connections and on kept-alive ones that go from one identity to the
+// other: no request fails. (Old multiplexers passed to pools that had
+// stopped reading, and old workers' hand-backs went to multiplexers that
+// had gone: 503s; workers closed idle kept-alive connections as clients
+// sent on them: resets.)
+func TestReloadUnderLoad(t *testing.T) {
+	testenv.RequireRoot(t)
+	requirePHP(t)
+	addr := freePort(t)
+	sites := []testSite{
+		{name: "alice", uid: testenv.FreeID(t, 2461), pages: map[string]string{"a.txt": "alice\n"}},
+		{name: "bob", uid: testenv.FreeID(t, 2462), pages: map[string]string{"a.txt": "bob\n"}},
+	}
+	mux := testenv.FreeID(t, 2463)
+	path := writeSites(t, addr, fmt.Sprintf("multiplexer_user = \"%d\"\nmultiplexer_group = \"%d\"\n", mux, mux), sites)
+	d := startDaemon(t, addr, "-config", path)
+	stop := make(chan struct{})
+	var mu sync.Mutex
+	var failures []string
+	counts := map[string]int{}
+	var wg sync.WaitGroup
+	client := func(name string, keepAlive bool, hosts ...string) {
+		defer wg.Done()
+		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: !keepAlive, MaxIdleConnsPerHost: 1}}
+		defer c.CloseIdleConnections()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			host := hosts[i%len(hosts)]
+			req, _ := http.NewRequest("GET", "http://"+addr+"/a.txt", nil)
+			req.Host = host
+			resp, err := c.Do(req)
+			var body []byte
+			if err == nil {
+				body, _ = io.ReadAll(resp.Body)
+				resp.Body.Close()
+			}
+			mu.Lock()
+			counts[name]++
+			if err != nil || resp.StatusCode != 200 || string(body) != strings.TrimSuffix(host, ".test")+"\n" {
+				failures = append(failures, fmt.Sprintf("%s request %d for %s: %v %v %q", name, i, host, err, resp, body))
+			}
+			mu.Unlock()
+		}
+	}
+	wg.Add(4)
+	go client("new connections to alice", false, "alice.test")
+	go client("new connections to bob", false, "bob.test")
+	go client("kept alive, alice then bob", true, "alice.test", "bob.test")
+	go client("kept alive, alice", true, "alice.test")
+	for range 4 {
+		time.Sleep(700 * time.Millisecond)
+		before := strings.Count(d.out.String(), "reloaded")
+		d.cmd.Process.Signal(syscall.SIGHUP)
+		for deadline := time.Now().Add(20 * time.Second); strings.Count(d.out.String(), "reloaded") == before && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	time.Sleep(700 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if n := strings.Count(d.out.String(), "reloaded"); n != 4 {
+		t.Errorf("%d reloads, want 4", n)
+	}
+	t.Logf("requests during 4 reloads: %v", counts)
+	for name, n := range counts {
+		if n < 20 {
+			t.Errorf("%s: only %d requests", name, n)
+		}
+	}
+	for _, f := range failures {
+		t.Error(f)
+	}
+	if len(failures) > 0 {
+		t.Logf("daemon output:\n%s", d.out)
+	}
+}

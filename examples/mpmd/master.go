@@ -30,8 +30,12 @@ type master struct {
 	root bool
 
 	listeners map[string]*os.File // by configured address; kept across reloads
-	limit     *pool.Limit
-	status    *statusServer
+	// handback is the socket pair on which workers hand connections back
+	// to the multiplexers: one for the master's life, so that a worker of
+	// a generation that is retiring reaches the current multiplexers.
+	handbackSend, handbackRecv *os.File
+	limit                      *pool.Limit
+	status                     *statusServer
 
 	mu  sync.Mutex
 	cur *generation
@@ -81,7 +85,36 @@ func newMaster(cfg *Config, log *slog.Logger) (*master, error) {
 	if cfg.Server.MaxWorkers > 0 {
 		m.limit = &pool.Limit{Max: cfg.Server.MaxWorkers}
 	}
+	if err := m.handbackSocket(); err != nil {
+		return nil, err
+	}
 	return m, nil
+}
+
+// handbackSocket makes the hand-back socket pair. It is created
+// blocking: every worker and multiplexer shares its open file
+// descriptions, and each uses it through fdpass.SharedFileSocket, which
+// never changes their O_NONBLOCK. The receiving end reports each
+// sender's uid (SO_PASSCRED), so that a multiplexer can bound the
+// hand-backs of each identity.
+func (m *master) handbackSocket() error {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("hand-back socket pair: %w", os.NewSyscallError("socketpair", err))
+	}
+	if err := unix.SetsockoptInt(fds[1], unix.SOL_SOCKET, unix.SO_PASSCRED, 1); err != nil {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+		return fmt.Errorf("hand-back socket: %w", os.NewSyscallError("setsockopt(SO_PASSCRED)", err))
+	}
+	for _, fd := range fds {
+		// Room for a burst of hand-backs, as for a pool's queue.
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 1<<20)
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<20)
+	}
+	m.handbackSend = os.NewFile(uintptr(fds[0]), "handback-send")
+	m.handbackRecv = os.NewFile(uintptr(fds[1]), "handback-recv")
+	return nil
 }
 
 // run serves cfg until ctx ends or a stop signal, reloading on SIGHUP.
@@ -175,7 +208,7 @@ func (m *master) reload(path string) {
 	m.log.Info("reloaded", "file", path, "vhosts", len(cfg.VHosts))
 	// The old multiplexers stop accepting and finish routing what they
 	// read; the old workers finish what they serve.
-	go old.stop(prefork.StopGraceful)
+	go old.retire()
 }
 
 // start builds and starts a generation for cfg: one pool per identity
@@ -246,6 +279,7 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 		g.files = append(g.files, pf)
 		pc.Files = append(pc.Files, prefork.File{Name: "plan", File: pf})
 		pc.Counters = len(plan.VHosts) // each vhost's requests in progress (max_clients)
+		pc.Files = append(pc.Files, prefork.File{Name: "handback", File: m.handbackSend})
 		pc.Path = m.exe
 		pc.Env = childEnv()
 		pc.Limit = m.limit
@@ -270,6 +304,11 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 	for i, p := range g.pools {
 		mp.QueueTimeout = append(mp.QueueTimeout, p.QueueTimeout())
 		files = append(files, prefork.File{Name: "pool-" + strconv.Itoa(i), File: p.Dispatch()})
+	}
+	files = append(files, prefork.File{Name: "handback", File: m.handbackRecv})
+	mp.UIDs = map[uint32]string{}
+	for _, name := range cfg.routing.Pools {
+		mp.UIDs[cfg.Identities[name].resolved.UID] = name
 	}
 	planF, err := planFile("mux", mp)
 	if err != nil {
@@ -317,6 +356,36 @@ func (g *generation) stop(kind prefork.StopKind) {
 	}
 	g.stopPools()
 	g.poolsDone.Wait()
+	g.close()
+}
+
+// retire ends a generation that another has replaced (a reload): its
+// multiplexers stop accepting and route what they have read; its workers
+// retire, finishing what they hold, kept-alive connections included
+// (these hand their next request back to the new generation when it is
+// another identity's), until their pool's stop timeout.
+func (g *generation) retire() {
+	close(g.stopping)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	g.muxes.Stop(ctx)
+	cancel()
+	var wg sync.WaitGroup
+	for _, p := range g.pools {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.Retire()
+			p.WaitRetired(p.StopTimeout())
+		}()
+	}
+	wg.Wait()
+	g.stopPools()
+	g.poolsDone.Wait()
+	g.close()
+}
+
+// close releases what the generation's pools and files hold.
+func (g *generation) close() {
 	for _, p := range g.pools {
 		p.Close()
 	}

@@ -29,10 +29,12 @@ const roleMux = "mux"
 // socket itself, the request head is read again with the same bounds as a
 // new connection's, and these bound what a worker can make it do.
 const (
-	// maxHandbacks bounds the hand-backs of one pool being routed at
-	// once by one multiplexer (each holds a goroutine and a descriptor).
-	// A worker that sends more waits, then answers 503 itself.
-	maxHandbacks = 64
+	// maxHandbacks bounds the hand-backs of one identity (by the uid the
+	// kernel reports for the sender) being routed at once by one
+	// multiplexer (each holds a goroutine and a descriptor); one more is
+	// answered 503 and closed at once. maxHandbacksAll bounds them all.
+	maxHandbacks    = 64
+	maxHandbacksAll = 1024
 	// maxBounces is how many times in a row a connection may come back
 	// from a worker that wrote nothing to it. Workers route with the same
 	// table as the multiplexer, so an honest worker never returns what it
@@ -60,7 +62,7 @@ func runMux(ctx context.Context, env *prefork.Env) error {
 	if err := readPlan(planF, &plan); err != nil {
 		return err
 	}
-	m := &mux{log: env.Logger, plan: plan, heads: vhostroute.HeadReader{MaxHeadBytes: plan.MaxHeaderBytes, Timeout: plan.HeaderTimeout}, bounces: map[uint64]bounce{}}
+	m := &mux{log: env.Logger, plan: plan, heads: vhostroute.HeadReader{MaxHeadBytes: plan.MaxHeaderBytes, Timeout: plan.HeaderTimeout}, bounces: map[uint64]bounce{}, handbacks: map[uint32]chan struct{}{}}
 	if m.table, err = plan.Routing.table(); err != nil {
 		return err
 	}
@@ -99,16 +101,25 @@ func runMux(ctx context.Context, env *prefork.Env) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); m.accept(ctx, ln, addr, nil, serve) }()
 	}
-	for i, s := range m.pools {
-		l := fdpass.NewListener(s)
-		sem := make(chan struct{}, maxHandbacks)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			m.accept(ctx, l, "hand-backs from "+plan.Routing.Pools[i], sem, func(c net.Conn) { m.handback(c, i) })
-		}()
-		lns = append(lns, l)
+	// Hand-backs come on one socket from every worker of every
+	// generation (a worker retiring after a reload hands back to the new
+	// generation's multiplexers); the kernel says which uid sent each.
+	hf, err := env.File("handback")
+	if err != nil {
+		return err
 	}
+	hs, err := fdpass.SharedFileSocket(hf)
+	hf.Close()
+	if err != nil {
+		return fmt.Errorf("hand-back socket: %w", err)
+	}
+	hl := fdpass.NewListener(hs)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		m.accept(ctx, hl, "hand-backs", make(chan struct{}, maxHandbacksAll), m.handback)
+	}()
+	lns = append(lns, hl)
 	<-ctx.Done()
 	for _, ln := range lns {
 		ln.Close()
@@ -129,8 +140,9 @@ type mux struct {
 	heads     vhostroute.HeadReader
 	conns     sync.WaitGroup
 
-	mu      sync.Mutex
-	bounces map[uint64]bounce // by socket cookie
+	mu        sync.Mutex
+	bounces   map[uint64]bounce        // by socket cookie
+	handbacks map[uint32]chan struct{} // in flight, by the sender's uid
 }
 
 // bounce is what a multiplexer remembers of a connection it passed on
@@ -241,21 +253,33 @@ func (m *mux) pass(c net.Conn, rt *route, read []byte, info fdpass.ConnInfo, nam
 	return err
 }
 
-// handback routes a connection a worker of pool src returned. Nothing
-// the worker sent with it is believed: only a TCP connection accepted on
-// one of mpmd's listeners is taken, its addresses are the socket's own
-// (a client address from a PROXY header is never taken from a worker),
-// its head is read again, and a connection that keeps coming back with
-// nothing sent on it is answered 508 and closed.
-func (m *mux) handback(c net.Conn, src int) {
+// handback routes a connection a worker returned. Nothing the worker
+// sent with it is believed: only a TCP connection accepted on one of
+// mpmd's listeners is taken, its addresses are the socket's own (a client
+// address from a PROXY header is never taken from a worker), its head is
+// read again, and a connection that keeps coming back with nothing sent
+// on it is answered 508 and closed. The uid of the sending worker, as the
+// kernel reports it, bounds how many one identity has in flight.
+func (m *mux) handback(c net.Conn) {
 	defer c.Close()
 	fc, ok := c.(*fdpass.Conn)
 	if !ok {
 		return
 	}
+	who := "an unknown process"
+	if p := fc.Info().Peer; p != nil {
+		who = m.identityOf(p.UID)
+		release, ok := m.handbackSlot(p.UID)
+		if !ok {
+			m.log.Warn("refused a hand-back: too many in flight from one identity", "from", who, "limit", maxHandbacks)
+			writeAnswer(fc, http.StatusServiceUnavailable, "the site is busy; try again", retryAfter)
+			return
+		}
+		defer release()
+	}
 	tc, ok := fc.NetConn().(*net.TCPConn)
 	if !ok {
-		m.log.Warn("refused a hand-back that is not a TCP connection", "pool", m.plan.Routing.Pools[src], "type", fmt.Sprintf("%T", fc.NetConn()))
+		m.log.Warn("refused a hand-back that is not a TCP connection", "from", who, "type", fmt.Sprintf("%T", fc.NetConn()))
 		return
 	}
 	local, remote := addrPort(tc.LocalAddr()), addrPort(tc.RemoteAddr())
@@ -264,15 +288,40 @@ func (m *mux) handback(c net.Conn, src int) {
 		err = fmt.Errorf("local address %v is not one of mpmd's listeners", local)
 	}
 	if err != nil {
-		m.log.Warn("refused a hand-back", "pool", m.plan.Routing.Pools[src], "err", err)
+		m.log.Warn("refused a hand-back", "from", who, "err", err)
 		return
 	}
 	if n := m.noteBounce(cookie, sent); n > maxBounces {
-		m.log.Warn("a connection keeps coming back unserved; closing it", "pool", m.plan.Routing.Pools[src], "remote", remote, "bounces", n)
+		m.log.Warn("a connection keeps coming back unserved; closing it", "from", who, "remote", remote, "bounces", n)
 		writeAnswer(fc, http.StatusLoopDetected, "this request went round between servers without an answer", nil)
 		return
 	}
 	m.routeHead(fc, fdpass.ConnInfo{LocalAddr: tc.LocalAddr(), RemoteAddr: tc.RemoteAddr()})
+}
+
+// handbackSlot takes a place among the hand-backs in flight from uid.
+func (m *mux) handbackSlot(uid uint32) (release func(), ok bool) {
+	m.mu.Lock()
+	sem := m.handbacks[uid]
+	if sem == nil {
+		sem = make(chan struct{}, maxHandbacks)
+		m.handbacks[uid] = sem
+	}
+	m.mu.Unlock()
+	select {
+	case sem <- struct{}{}:
+		return func() { <-sem }, true
+	default:
+		return nil, false
+	}
+}
+
+// identityOf names the identity that runs as uid, for the log.
+func (m *mux) identityOf(uid uint32) string {
+	if name, ok := m.plan.UIDs[uid]; ok {
+		return name
+	}
+	return fmt.Sprintf("uid %d", uid)
 }
 
 // handbackSocket checks that tc is a connected TCP socket (not a

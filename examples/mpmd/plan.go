@@ -23,6 +23,7 @@ type muxPlan struct {
 	HeaderTimeout  time.Duration
 	MaxHeaderBytes int
 	UnknownHost    int
+	UIDs           map[uint32]string // identity by uid, for the log of hand-backs
 }
 
 // workerPlan is a worker's view: its identity's vhosts, and everyone's
@@ -42,9 +43,8 @@ type workerPlan struct {
 	// that does not set them itself: its own session.save_path,
 	// upload_tmp_dir and sys_temp_dir.
 	PHPDefaults map[string]string
-	// HandbackTimeout is the pool's queue timeout: how long a connection
-	// may wait for a worker (older ones get 503) and how long a worker
-	// waits to hand a connection back to a multiplexer.
+	// HandbackTimeout is how long a worker waits to hand a connection
+	// back to a multiplexer (the pool's queue timeout).
 	HandbackTimeout time.Duration
 	// MaxActive is the pool's bound on requests in progress: also the
 	// streams an HTTP/2 connection may run at once.

@@ -64,13 +64,21 @@ func rogueWorker(ctx context.Context, env *prefork.Env) error {
 	if err != nil {
 		return err
 	}
+	hf, err := env.File("handback")
+	if err != nil {
+		return err
+	}
+	back, err := fdpass.SharedFileSocket(hf)
+	if err != nil {
+		return err
+	}
 	w.Idle()
 	for {
 		c, err := sock.RecvConn(ctx)
 		if err != nil {
 			return nil
 		}
-		go rogueServe(ctx, env, sock, c)
+		go rogueServe(ctx, env, back, c)
 	}
 }
 

@@ -85,10 +85,16 @@ func runWorker(ctx context.Context, env *prefork.Env) error {
 			}
 		}
 	}()
-	// Hand-backs go out on a socket of their own (a copy of the shared
-	// dispatch socket's descriptor: sends never touch its O_NONBLOCK).
-	if h.sock, err = fdpass.SharedFileSocket(w.Dispatch); err != nil {
+	// Hand-backs go to the multiplexers on a socket every worker of
+	// every identity shares (sends never touch its O_NONBLOCK).
+	hf, err := env.File("handback")
+	if err != nil {
 		return err
+	}
+	h.sock, err = fdpass.SharedFileSocket(hf)
+	hf.Close()
+	if err != nil {
+		return fmt.Errorf("hand-back socket: %w", err)
 	}
 	defer h.sock.Close()
 	h.tls = newWorkerTLS(&plan, table, log)
