@@ -40,6 +40,11 @@ type Spec struct {
 	Dir string
 	// Path is the executable; empty means this program (os.Executable).
 	Path string
+	// DeathSignal is the signal the child gets when this process dies,
+	// even by SIGKILL. 0 means SIGKILL. A child that must clean up after
+	// itself (kill what it started, which no parent-death signal
+	// reaches) asks for SIGTERM, which ends its role's context.
+	DeathSignal syscall.Signal
 }
 
 // File is an inherited file and the name the child finds it by.
@@ -196,7 +201,12 @@ func (g *Group) Start(spec Spec) (*Child, error) {
 		fileSpec = append(fileSpec, fmt.Sprintf("%s=%d", f.Name, 3+i))
 	}
 	cmd.Env = append(cmd.Env, EnvRole+"="+spec.Role, EnvFiles+"="+strings.Join(fileSpec, ","))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	death := spec.DeathSignal
+	if death == 0 {
+		death = syscall.SIGKILL
+	}
+	cmd.Env = append(cmd.Env, EnvDeathSignal+"="+strconv.Itoa(int(death)))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: death}
 	if spec.Identity != nil {
 		if err := privdrop.Prepare(cmd, *spec.Identity); err != nil {
 			return nil, fmt.Errorf("prefork: start %s: %w", spec.Role, err)

@@ -22,8 +22,9 @@ import (
 // role and which inherited descriptors carry which files. They are the
 // only variables a child gets besides those of [Spec].Env.
 const (
-	EnvRole  = "MPM_PREFORK_ROLE"
-	EnvFiles = "MPM_PREFORK_FILES" // "name=3,name=4"
+	EnvRole        = "MPM_PREFORK_ROLE"
+	EnvFiles       = "MPM_PREFORK_FILES"       // "name=3,name=4"
+	EnvDeathSignal = "MPM_PREFORK_DEATHSIGNAL" // Spec.DeathSignal, set again after a drop
 )
 
 // RoleFunc is the body of a process started in a role. ctx is cancelled
@@ -140,12 +141,17 @@ func (r *Roles) run(name string) int {
 			return fail(err)
 		}
 		env.Identity = &id
-		if err := keepDeathSignal(parent); err != nil {
+		death, _ := strconv.Atoi(os.Getenv(EnvDeathSignal))
+		if death <= 0 || death > 64 {
+			death = int(syscall.SIGKILL)
+		}
+		if err := keepDeathSignal(parent, syscall.Signal(death)); err != nil {
 			return fail(err)
 		}
 	}
 	os.Unsetenv(EnvRole)
 	os.Unsetenv(EnvFiles)
+	os.Unsetenv(EnvDeathSignal)
 
 	fn, ok := r.m[name]
 	if !ok {
@@ -235,8 +241,8 @@ func adoptFiles(spec string) (map[string]*os.File, error) {
 // keepDeathSignal sets the parent-death signal again after a change of
 // credentials cleared it, and fails if the parent died in the meantime
 // (the process was then adopted by another).
-func keepDeathSignal(parent int) error {
-	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0, 0, 0); err != nil {
+func keepDeathSignal(parent int, sig syscall.Signal) error {
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(sig), 0, 0, 0); err != nil {
 		return fmt.Errorf("prefork: set the parent-death signal again after the drop: %w", os.NewSyscallError("prctl", err))
 	}
 	if p := os.Getppid(); p != parent {

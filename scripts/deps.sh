@@ -27,6 +27,10 @@ missing=()
 for c in "${!pkgs[@]}"; do
 	command -v "$c" >/dev/null 2>&1 || missing+=("${pkgs[$c]}")
 done
+# php-fpm: Debian installs it under a versioned name (/usr/sbin/php-fpm8.2).
+if ! command -v php-fpm >/dev/null 2>&1 && ! ls /usr/sbin/php-fpm* >/dev/null 2>&1; then
+	missing+=(php-fpm)
+fi
 if [ ${#missing[@]} -eq 0 ]; then
 	exit 0
 fi
