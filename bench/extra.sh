@@ -9,7 +9,7 @@
 #      second request right after, median over COLD_N identities;
 #   3. memory: total PSS of the mpmd master and all its descendants with
 #      N_SITES idle identities, after one static request to every site,
-#      and after one PHP (fastcgi) request to every site.
+#      and after one PHP (fpm) request to every site.
 # Needs root (mpmd switches to the numeric uids 2201-2300 and 2301; no
 # accounts are created) but not the anchors: no Apache here.
 #
@@ -179,7 +179,7 @@ site() { echo "s$((UID0 + $1 - 1))"; } # site number (1-based) -> name
     for i in $(seq 1 "$N_SITES"); do
         u=$((UID0 + i - 1))
         docroot "$WORK/www/s$u" $u
-        identity_toml "s$u" $u "$WORK/www/s$u" fastcgi
+        identity_toml "s$u" $u "$WORK/www/s$u" fpm
     done
 } >"$WORK/sites.toml"
 "$HERE/.build/mpmd" -check -config "$WORK/sites.toml" >"$OUT/sites-check.txt" 2>&1 ||
@@ -269,6 +269,6 @@ cleanup
     echo "| cold start: added latency of the first request to an idle pool | $COLD_ADDED ms | <= 5 ms | median over $COLD_N identities; first $COLD_FIRST ms, warm $COLD_WARM ms (medians) |"
     echo "| PSS, $N_SITES identities idle | ${MEM[idle]} MiB | <= 64 MiB | ${NPROC[idle]} processes: $(paste -sd';' "$OUT/mem-idle.txt.summary" | sed 's/;/; /g'); idle, they use $IDLE_CPU % of one CPU; the master has $IDLE_THREADS threads |"
     echo "| PSS after one static request to each site | ${MEM[static]} MiB | - | ${NPROC[static]} processes: $(paste -sd';' "$OUT/mem-static.txt.summary" | sed 's/;/; /g') |"
-    echo "| PSS after one PHP (fastcgi) request to each site | ${MEM[php]} MiB | - | ${NPROC[php]} processes: $(paste -sd';' "$OUT/mem-php.txt.summary" | sed 's/;/; /g') |"
+    echo "| PSS after one PHP (fpm) request to each site | ${MEM[php]} MiB | - | ${NPROC[php]} processes: $(paste -sd';' "$OUT/mem-php.txt.summary" | sed 's/;/; /g') |"
 } | tee "$OUT/table.md"
 echo "raw output: $OUT" >&2

@@ -1,5 +1,5 @@
 #!/bin/bash
-# One command, one table: mpmd (CGI and FastCGI PHP) against the anchors
+# One command, one table: mpmd (php-cgi and PHP-FPM) against the anchors
 # (../shared/bench/anchors, set up by their setup.sh) on loopback. All
 # systems run at once on their own ports and the tests are interleaved
 # (rep 1 of every system, then rep 2, ...), so drift hits all alike and
@@ -12,7 +12,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
 ANCHORS=${ANCHORS:-$REPO/../shared/bench/anchors}
-ALL="mpmd-fastcgi mpmd-cgi prefork-modphp itk-modphp event-fpm fcgid-suexec cgi-suexec go-cgi"
+ALL="mpmd-fpm mpmd-cgi prefork-modphp itk-modphp event-fpm fcgid-suexec cgi-suexec go-cgi"
 SYSTEMS=${SYSTEMS:-$ALL}
 REPS=${REPS:-3}
 N_INFO=${N_INFO:-1000}; N_HELLO=${N_HELLO:-2000}; N_STATIC=${N_STATIC:-10000}
@@ -30,7 +30,7 @@ port() {
     case $1 in
         prefork-modphp) echo 8081 ;; itk-modphp) echo 8082 ;; event-fpm) echo 8083 ;;
         fcgid-suexec) echo 8084 ;; cgi-suexec) echo 8085 ;; go-cgi) echo 8086 ;;
-        mpmd-cgi) echo 8091 ;; mpmd-fastcgi) echo 8092 ;;
+        mpmd-cgi) echo 8091 ;; mpmd-fpm) echo 8092 ;;
     esac
 }
 is_cgi() { case $1 in mpmd-cgi|cgi-suexec|go-cgi) return 0 ;; esac; return 1; }
@@ -106,7 +106,7 @@ start_cgifloor() {
 for s in $SYSTEMS; do
     case $s in
         mpmd-cgi) start_mpmd cgi "$(port $s)" ;;
-        mpmd-fastcgi) start_mpmd fastcgi "$(port $s)" ;;
+        mpmd-fpm) start_mpmd fpm "$(port $s)" ;;
         go-cgi) if [ -x "$ANCHORS/.build/cgifloor" ]; then "$ANCHORS/run.sh" start go-cgi >/dev/null; else start_cgifloor; fi ;;
         *) "$ANCHORS/run.sh" start "$s" >/dev/null ;;
     esac
@@ -178,14 +178,14 @@ for s in $SYSTEMS; do for t in $TESTS; do M[$s.$t]=$(median <<<"${R[$s.$t]}"); d
     }
     echo "| ratio | test | measured | target |"
     echo "|---|---|---|---|"
-    rline mpmd-fastcgi info event-fpm ">= 1.3"
-    rline mpmd-fastcgi info prefork-modphp ">= 0.9"
+    rline mpmd-fpm info event-fpm ">= 1.3"
+    rline mpmd-fpm info prefork-modphp ">= 0.9"
     rline mpmd-cgi info go-cgi ">= 0.95"
-    rline mpmd-fastcgi wrk event-fpm ">= 1.5"
-    rline mpmd-fastcgi static prefork-modphp ">= 1.0"
-    rline mpmd-fastcgi info fcgid-suexec "-"
-    rline mpmd-fastcgi info itk-modphp "-"
-    rline mpmd-fastcgi hello event-fpm "-"
+    rline mpmd-fpm wrk event-fpm ">= 1.5"
+    rline mpmd-fpm static prefork-modphp ">= 1.0"
+    rline mpmd-fpm info fcgid-suexec "-"
+    rline mpmd-fpm info itk-modphp "-"
+    rline mpmd-fpm hello event-fpm "-"
     echo
     echo "Isolation check (whoami.php, peer.php reading the other site):"
     sed 's/^/- /' "$OUT/isolation.txt"

@@ -16,9 +16,16 @@ import (
 	"github.com/pelletier/go-toml/v2/unstable"
 	"golang.org/x/sys/unix"
 
+	"github.com/gompm/mpm/internal/fpm"
 	"github.com/gompm/mpm/pool"
 	"github.com/gompm/mpm/privdrop"
 	"github.com/gompm/mpm/vhostroute"
+)
+
+// The PHP modes of a vhost.
+const (
+	phpModeCGI = "cgi" // php-cgi per request, as the identity
+	phpModeFPM = "fpm" // PHP-FPM run as the identity, its pool shared by its workers
 )
 
 // Config is mpmd's configuration file. See README.md for every key.
@@ -46,6 +53,7 @@ type Server struct {
 	MinUID           uint32   `toml:"min_uid"`
 	MaxWorkers       int      `toml:"max_workers"`
 	PHPCGI           string   `toml:"php_cgi"`
+	PHPFPM           string   `toml:"php_fpm"`
 	RunDir           string   `toml:"run_dir"`
 	HeaderTimeout    Duration `toml:"header_timeout"`
 	IdleTimeout      Duration `toml:"keepalive_timeout"`
@@ -73,9 +81,56 @@ type PoolConfig struct {
 	ExpireTimeout *Duration `toml:"expire_timeout"`
 	QueueTimeout  *Duration `toml:"queue_timeout"`
 
+	// The identity's PHP-FPM processes (php_mode = "fpm"), as php-fpm's
+	// pm = ondemand: at most PHPMax at once, each ended after
+	// PHPIdleTimeout idle or PHPMaxRequests requests.
+	PHPMax         *int      `toml:"php_max"`
+	PHPIdleTimeout *Duration `toml:"php_idle_timeout"`
+	PHPMaxRequests *int      `toml:"php_max_requests"`
+
 	// Gone with one worker per connection; refused with an explanation.
 	MinSpare *int `toml:"min_spare"`
 	MaxSpare *int `toml:"max_spare"`
+}
+
+// phpPool is an identity's PHP-FPM settings, defaults filled in.
+type phpPool struct {
+	Max         int
+	IdleTimeout time.Duration
+	MaxRequests int
+}
+
+// Defaults of the PHP-FPM settings.
+const (
+	defaultPHPMax         = 8
+	defaultPHPIdleTimeout = 10 * time.Second
+	defaultPHPMaxRequests = 500 // php-fpm's and php-cgi's own default
+)
+
+// phpPoolFor is an identity's PHP-FPM settings: its overrides over [pool]
+// over the defaults.
+func (c *Config) phpPoolFor(id Identity) (phpPool, error) {
+	pp := phpPool{Max: defaultPHPMax, IdleTimeout: defaultPHPIdleTimeout, MaxRequests: defaultPHPMaxRequests}
+	for _, layer := range []PoolConfig{c.Pool, id.Pool} {
+		if layer.PHPMax != nil {
+			pp.Max = *layer.PHPMax
+		}
+		if layer.PHPIdleTimeout != nil {
+			pp.IdleTimeout = time.Duration(*layer.PHPIdleTimeout)
+		}
+		if layer.PHPMaxRequests != nil {
+			pp.MaxRequests = *layer.PHPMaxRequests
+		}
+	}
+	switch {
+	case pp.Max < 1:
+		return pp, fmt.Errorf("php_max %d: want at least 1 PHP process", pp.Max)
+	case pp.MaxRequests < 0:
+		return pp, fmt.Errorf("php_max_requests %d is negative", pp.MaxRequests)
+	case pp.IdleTimeout < time.Second:
+		return pp, fmt.Errorf("php_idle_timeout %v: want a second or more", pp.IdleTimeout)
+	}
+	return pp, nil
 }
 
 // Defaults of the [pool] table that differ from package pool's.
@@ -112,14 +167,21 @@ type VHost struct {
 	Default        bool              `toml:"default"`
 	MaxClients     int               `toml:"max_clients"`
 	PHP            bool              `toml:"php"`
-	PHPAdminValue  map[string]string `toml:"php_admin_value"`
+	PHPAdminValue  map[string]string `toml:"php_admin_value"` // php_mode = "fpm" only: values scripts cannot change
+	PHPValue       map[string]string `toml:"php_value"`       // defaults a script may change
+	PHPCGI         string            `toml:"php_cgi"`         // this vhost's php-cgi (php_mode = "cgi")
+	PHPFPM         string            `toml:"php_fpm"`         // this vhost's php-fpm (php_mode = "fpm")
+	PHPErrorLog    string            `toml:"php_error_log"`   // PHP's error log, the identity's file
+	PHPExtensions  []string          `toml:"php_extensions"`  // what runs as PHP; default [".php"]
+	SendmailPath   string            `toml:"sendmail_path"`   // what PHP's mail() runs
+	Env            map[string]string `toml:"env"`             // PHP's environment
 	AccessLog      string            `toml:"access_log"`
 	Index          []string          `toml:"index"`
 	FollowSymlinks bool              `toml:"follow_symlinks"`
 	TLSCertificate string            `toml:"tls_certificate"`
 	TLSKey         string            `toml:"tls_key"`
-	PHPMode        string            `toml:"php_mode"`         // "cgi" (default) or "fastcgi"
-	PHPMaxRequests int               `toml:"php_max_requests"` // fastcgi: requests before a php-cgi child is replaced
+	PHPMode        string            `toml:"php_mode"`         // "cgi" (default) or "fpm"
+	PHPMaxRequests *int              `toml:"php_max_requests"` // moved to [pool]; refused with an explanation
 
 	names []string // ServerName and Aliases, normalized (vhostroute.NormalizePattern)
 	where string   // "file:line" of the vhost
@@ -314,6 +376,9 @@ func (c *Config) check() error {
 		if _, err := c.poolFor(name, id); err != nil {
 			return c.errAt(where+".pool", "identity %q: %v", name, err)
 		}
+		if _, err := c.phpPoolFor(id); err != nil {
+			return c.errAt(where+".pool", "identity %q: %v", name, err)
+		}
 		id.resolved = r
 		c.Identities[name] = id
 	}
@@ -412,23 +477,8 @@ func (c *Config) checkVHost(i int, policy privdrop.Policy, uids map[uint32]strin
 			v.Index = v.Index[1:]
 		}
 	}
-	switch v.PHPMode {
-	case "":
-		v.PHPMode = phpModeCGI
-	case phpModeCGI, phpModeFastCGI:
-	default:
-		return c.errAt(where+".php_mode", "vhost %q: php_mode %q: use \"cgi\" or \"fastcgi\"", v.ServerName, v.PHPMode)
-	}
-	if v.PHPMaxRequests < 0 {
-		return c.errAt(where+".php_max_requests", "vhost %q: php_max_requests %d is negative", v.ServerName, v.PHPMaxRequests)
-	}
-	if v.PHPMaxRequests == 0 {
-		v.PHPMaxRequests = defaultPHPMaxRequests
-	}
-	for k, val := range v.PHPAdminValue {
-		if k == "" || strings.ContainsAny(k, "= \n") || strings.Contains(val, "\n") {
-			return c.errAt(where+".php_admin_value", "vhost %q: bad php_admin_value %q = %q", v.ServerName, k, val)
-		}
+	if err := c.checkVHostPHP(i); err != nil {
+		return err
 	}
 	if len(v.Listen) == 0 {
 		v.Listen = c.defaultListeners(v)
@@ -439,6 +489,92 @@ func (c *Config) checkVHost(i int, policy privdrop.Policy, uids map[uint32]strin
 		}
 	}
 	return c.checkVHostTLS(i)
+}
+
+// checkVHostPHP checks vhost i's PHP settings and fills in their
+// defaults.
+func (c *Config) checkVHostPHP(i int) error {
+	v := &c.VHosts[i]
+	where := fmt.Sprintf("vhost.%d", i)
+	if v.PHPMaxRequests != nil {
+		return c.errAt(where+".php_max_requests", "vhost %q: php_max_requests moved to the identity's pool ([pool] or [identity.NAME.pool]): PHP-FPM's processes serve all the identity's vhosts", v.ServerName)
+	}
+	switch v.PHPMode {
+	case "":
+		v.PHPMode = phpModeCGI
+	case phpModeCGI, phpModeFPM:
+	case "fastcgi":
+		return c.errAt(where+".php_mode", "vhost %q: php_mode \"fastcgi\" is now \"fpm\": PHP-FPM run as the identity, with a pool of PHP processes that all its workers share", v.ServerName)
+	default:
+		return c.errAt(where+".php_mode", "vhost %q: php_mode %q: use \"cgi\" (php-cgi per request) or \"fpm\" (PHP-FPM run as the identity)", v.ServerName, v.PHPMode)
+	}
+	if len(v.PHPAdminValue) > 0 && v.PHPMode != phpModeFPM {
+		return c.errAt(where+".php_admin_value", "vhost %q: php_admin_value needs php_mode = \"fpm\": php-cgi lets a script override any value (use php_value for a default)", v.ServerName)
+	}
+	for _, m := range []struct {
+		key string
+		m   map[string]string
+	}{{"php_admin_value", v.PHPAdminValue}, {"php_value", v.PHPValue}, {"env", v.Env}} {
+		for k, val := range m.m {
+			if err := fpm.CheckValue(k, val); err != nil {
+				return c.errAt(where+"."+m.key, "vhost %q: %s: %v", v.ServerName, m.key, err)
+			}
+		}
+	}
+	if v.SendmailPath != "" {
+		if err := fpm.CheckValue("sendmail_path", v.SendmailPath); err != nil {
+			return c.errAt(where+".sendmail_path", "vhost %q: %v", v.ServerName, err)
+		}
+	}
+	if len(v.PHPExtensions) == 0 {
+		v.PHPExtensions = []string{".php"}
+	}
+	for k, e := range v.PHPExtensions {
+		e = strings.ToLower(e)
+		if !strings.HasPrefix(e, ".") || len(e) < 2 || strings.ContainsAny(e, "/ \t\"$;=") {
+			return c.errAt(where+".php_extensions", "vhost %q: php_extensions: %q is not an extension such as \".php\"", v.ServerName, v.PHPExtensions[k])
+		}
+		v.PHPExtensions[k] = e
+	}
+	if v.PHPErrorLog != "" && !filepath.IsAbs(v.PHPErrorLog) {
+		return c.errAt(where+".php_error_log", "vhost %q: php_error_log %q is not an absolute path", v.ServerName, v.PHPErrorLog)
+	}
+	if !v.PHP {
+		return nil
+	}
+	id := c.Identities[v.Identity]
+	if id.Chroot != "" && (v.PHPMode == phpModeFPM || len(v.PHPValue) > 0 || v.PHPErrorLog != "" || v.SendmailPath != "") {
+		return c.errAt(where+".php_mode", "vhost %q: identity %q is chrooted: php_mode \"fpm\", php_value, php_error_log and sendmail_path need files the jail does not have (use php_mode \"cgi\" and settings in the jail's own php.ini)", v.ServerName, v.Identity)
+	}
+	if v.PHPErrorLog == "" && id.Chroot == "" {
+		// The identity's own file, which its PHP writes and its
+		// owner reads; never the daemon's log, shared by every site.
+		v.PHPErrorLog = filepath.Join(c.Server.RunDir, "php", v.Identity, strings.TrimPrefix(v.names[0], "*.")+".error.log")
+	}
+	switch v.PHPMode {
+	case phpModeCGI:
+		if v.PHPCGI == "" {
+			v.PHPCGI = c.Server.PHPCGI
+		}
+		if !filepath.IsAbs(v.PHPCGI) {
+			return c.errAt(where+".php_cgi", "vhost %q: php_cgi %q is not an absolute path", v.ServerName, v.PHPCGI)
+		}
+	case phpModeFPM:
+		if v.PHPFPM == "" {
+			v.PHPFPM = c.Server.PHPFPM
+		}
+		if v.PHPFPM == "" {
+			p, err := fpm.Find()
+			if err != nil {
+				return c.errAt(where+".php_mode", "vhost %q: %v", v.ServerName, err)
+			}
+			v.PHPFPM = p
+		}
+		if !filepath.IsAbs(v.PHPFPM) {
+			return c.errAt(where+".php_fpm", "vhost %q: php_fpm %q is not an absolute path", v.ServerName, v.PHPFPM)
+		}
+	}
+	return nil
 }
 
 // buildRouting makes the routing description of the configuration and

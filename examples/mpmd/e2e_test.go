@@ -40,6 +40,7 @@ func TestMain(m *testing.M) {
 	roles.Add(roleWorker, testWorker)
 	roles.Add(roleStatus, runStatus)
 	roles.Add(roleCheck, runCheck)
+	roles.Add(rolePHP, runPHP)
 	roles.Main()
 	if os.Getenv(envRunDaemon) == "1" {
 		os.Exit(cli(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
@@ -225,7 +226,7 @@ func twoSites(t *testing.T, server string, aliceExtra string) (*daemon, []testSi
 // TestSitesRunAsTheirOwnUsers: each vhost's PHP runs as its own uid, and
 // one site's PHP cannot read the other's 0700 document root.
 func TestSitesRunAsTheirOwnUsers(t *testing.T) {
-	d, sites := twoSites(t, "", `php_admin_value = { memory_limit = "77M" }`)
+	d, sites := twoSites(t, "", `php_value = { memory_limit = "77M" }`)
 	checkTwoSites(t, d, sites)
 	if code, body := d.get("alice.test", "/style.css"); code != 200 || !strings.Contains(body, "color: red") {
 		t.Errorf("static file: %d %q", code, body)
@@ -257,7 +258,8 @@ func TestSitesRunAsTheirOwnUsers(t *testing.T) {
 }
 
 // checkTwoSites checks what both PHP modes give twoSites-like daemons
-// whose alice has php_admin_value memory_limit = "77M": each site's PHP
+// whose alice has memory_limit = "77M" (php_value, or php_admin_value
+// with FPM): each site's PHP
 // runs as its own uid, bob's PHP cannot read alice's files, and alice's
 // PHP setting reaches her PHP.
 func checkTwoSites(t *testing.T, d *daemon, sites []testSite) {
@@ -273,7 +275,7 @@ func checkTwoSites(t *testing.T, d *daemon, sites []testSite) {
 		t.Errorf("bob's PHP reading alice's file: %d %q, want denied", code, body)
 	}
 	if code, body := d.get("alice.test", "/ini.php"); body != "77M" {
-		t.Errorf("php_admin_value memory_limit: %d %q, want 77M", code, body)
+		t.Errorf("alice's memory_limit setting: %d %q, want 77M", code, body)
 	}
 }
 

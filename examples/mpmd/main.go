@@ -28,6 +28,7 @@ func main() {
 	roles.Add(roleWorker, runWorker)
 	roles.Add(roleStatus, runStatus)
 	roles.Add(roleCheck, runCheck)
+	roles.Add(rolePHP, runPHP)
 	roles.Main() // in a multiplexer or worker: runs it and exits
 
 	os.Exit(cli(context.Background(), os.Args[1:], os.Stdout, os.Stderr))

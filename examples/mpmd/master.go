@@ -39,6 +39,7 @@ type master struct {
 
 	mu  sync.Mutex
 	cur *generation
+	gen int // generations started, for names that must differ between two
 
 	ticketMu sync.Mutex
 	tickets  map[string][]byte // session ticket secrets, by identity
@@ -56,6 +57,7 @@ type generation struct {
 
 	muxes      prefork.Group
 	muxSpec    prefork.Spec
+	php        phpGroup // PHP-FPM, by identity
 	stopping   chan struct{}
 	stopPools  context.CancelFunc
 	poolsDone  sync.WaitGroup
@@ -217,7 +219,9 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 	if err := m.preflight(cfg); err != nil {
 		return nil, err
 	}
+	m.gen++
 	gen := &generation{m: m, cfg: cfg, stopping: make(chan struct{})}
+	gen.php.m, gen.php.stopped = m, make(chan struct{})
 	g = gen
 	defer func() {
 		if err != nil {
@@ -239,7 +243,6 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 			Identity:        name,
 			Routing:         cfg.routing,
 			Listeners:       listeners,
-			PHPCGI:          cfg.Server.PHPCGI,
 			HeaderTimeout:   time.Duration(cfg.Server.HeaderTimeout),
 			KeepAlive:       time.Duration(cfg.Server.IdleTimeout),
 			MaxHeaderBytes:  cfg.Server.MaxHeaderBytes,
@@ -272,6 +275,15 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 		if plan.PHPDefaults, err = m.phpDirs(cfg, name, id); err != nil {
 			return nil, err
 		}
+		if id.resolved.Chroot == "" {
+			plan.PHPDir = filepath.Join(cfg.Server.RunDir, "php", name)
+		}
+		specs, files, err := m.phpSpecs(cfg, name, plan.VHosts, plan.PHPDefaults, m.gen, eff.StopTimeout)
+		g.files = append(g.files, files...)
+		if err != nil {
+			return nil, err
+		}
+		g.php.specs = append(g.php.specs, specs...)
 		pf, err := planFile("worker-"+name, plan)
 		if err != nil {
 			return nil, err
@@ -325,6 +337,10 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 		g.muxSpec.Identity = &id
 	}
 
+	if err := g.php.start(); err != nil {
+		g.php.stop()
+		return nil, err
+	}
 	poolCtx, stopPools := context.WithCancel(context.Background())
 	g.stopPools = stopPools
 	for _, p := range g.pools {
@@ -356,6 +372,7 @@ func (g *generation) stop(kind prefork.StopKind) {
 	}
 	g.stopPools()
 	g.poolsDone.Wait()
+	g.php.stop()
 	g.close()
 }
 
@@ -381,6 +398,8 @@ func (g *generation) retire() {
 	wg.Wait()
 	g.stopPools()
 	g.poolsDone.Wait()
+	// FPM last: the retiring workers' requests run in it.
+	g.php.retire(20 * time.Second)
 	g.close()
 }
 

@@ -33,7 +33,7 @@ type workerPlan struct {
 	Routing        routing
 	Listeners      []string // every listen address: a hand-back's local address is one of them
 	VHosts         []workerVHost
-	PHPCGI         string
+	PHPDir         string // the identity's private PHP directory: <run_dir>/php/<identity>
 	HeaderTimeout  time.Duration
 	KeepAlive      time.Duration
 	MaxHeaderBytes int
@@ -54,8 +54,9 @@ type workerPlan struct {
 
 type workerVHost struct {
 	VHost
-	N       int    // index in routing.VHosts (VHost.Index is its index files)
-	LogFile string // name of the inherited access log file, or ""
+	N         int    // index in routing.VHosts (VHost.Index is its index files)
+	LogFile   string // name of the inherited access log file, or ""
+	FPMSocket string // php_mode = "fpm": its pool's socket
 }
 
 // planFile writes v as JSON into a sealed memfd for children to read.

@@ -1,69 +1,65 @@
 package main
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/http/cgi"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/gompm/mpm/internal/cgienv"
 )
 
-// site serves one vhost's document root: static files, and PHP through
-// php-cgi when enabled. It runs in a worker, as the vhost's identity.
+// site serves one vhost's document root: static files, and PHP when
+// enabled. It runs in a worker, as the vhost's identity.
 type site struct {
 	name    string
 	root    string
-	docroot *os.Root // confines every lookup to the document root
-	php     bool
-	phpCGI  string
-	phpArgs []string // -d key=value, from php_admin_value
+	docroot *os.Root   // confines every lookup to the document root
+	php     phpBackend // nil when PHP is off
+	phpExt  []string   // extensions that run as PHP, lower case
+	env     map[string]string
 	index   []string
-	follow  bool      // follow symbolic links out of the document root
-	fcgi    *phpChild // php_mode = "fastcgi": the persistent php-cgi; nil for CGI
+	follow  bool // follow symbolic links out of the document root
 	log     *slog.Logger
 }
 
-func newSite(v *VHost, phpCGI string, log *slog.Logger) (*site, error) {
+func newSite(v *VHost, php phpBackend, log *slog.Logger) (*site, error) {
 	r, err := os.OpenRoot(v.DocumentRoot)
 	if err != nil {
 		return nil, fmt.Errorf("vhost %s: open document root: %w", v.ServerName, err)
 	}
-	s := &site{name: v.ServerName, root: v.DocumentRoot, docroot: r, php: v.PHP, phpCGI: phpCGI, index: v.Index, follow: v.FollowSymlinks, log: log}
-	keys := make([]string, 0, len(v.PHPAdminValue))
-	for k := range v.PHPAdminValue {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		s.phpArgs = append(s.phpArgs, "-d", k+"="+v.PHPAdminValue[k])
-	}
-	if v.PHP && v.PHPMode == phpModeFastCGI {
-		s.fcgi = newPHPChild(phpCGI, s.phpArgs, v.PHPMaxRequests, v.ServerName, log)
+	s := &site{name: v.ServerName, root: v.DocumentRoot, docroot: r, php: php, phpExt: v.PHPExtensions, env: v.Env, index: v.Index, follow: v.FollowSymlinks, log: log}
+	if len(s.phpExt) == 0 {
+		s.phpExt = []string{".php"}
 	}
 	return s, nil
 }
 
-func (s *site) close() {
-	s.docroot.Close()
-	if s.fcgi != nil {
-		s.fcgi.close()
-	}
+func (s *site) close() { s.docroot.Close() }
+
+// phpLike are extensions of files that hold PHP source (or are run as
+// PHP by some server): never served as they are, whether or not this site
+// runs them, because their source is not the site's to publish (database
+// passwords, often).
+var phpLike = []string{".php", ".php3", ".php4", ".php5", ".php7", ".php8", ".phtml", ".pht", ".phps", ".phar", ".inc"}
+
+// ext is name's extension, lower case.
+func ext(name string) string { return strings.ToLower(path.Ext(name)) }
+
+// isPHP reports whether name runs as PHP on this site.
+func (s *site) isPHP(name string) bool {
+	return s.php != nil && slices.Contains(s.phpExt, ext(name))
 }
 
 // ServeHTTP serves a request for this site.
 func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead && !(s.php && r.Method == http.MethodPost) {
-		w.Header().Set("Allow", "GET, HEAD"+map[bool]string{true: ", POST"}[s.php])
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
 	upath := r.URL.Path
 	if !strings.HasPrefix(upath, "/") || strings.IndexByte(upath, 0) >= 0 {
 		http.Error(w, "bad path", http.StatusBadRequest)
@@ -76,7 +72,7 @@ func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// A PHP script may be followed by PATH_INFO: /app.php/extra/path.
-	if s.php {
+	if s.php != nil {
 		if script, info, ok := s.splitPHP(rel); ok {
 			s.servePHP(w, r, script, info)
 			return
@@ -95,7 +91,7 @@ func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		for _, idx := range s.index {
 			p := path.Join(rel, idx)
 			if ifi, err := s.stat(p); err == nil && !ifi.IsDir() {
-				if s.php && strings.HasSuffix(idx, ".php") {
+				if s.isPHP(idx) {
 					s.servePHP(w, r, p, "")
 					return
 				}
@@ -108,14 +104,14 @@ func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "forbidden", http.StatusForbidden)
 		return
 	}
-	if strings.HasSuffix(rel, ".php") {
-		if !s.php {
-			// PHP is off for this site: its scripts are not run, and
-			// their source (database passwords, often) is not shown.
-			http.Error(w, "forbidden", http.StatusForbidden)
-			return
-		}
+	if s.isPHP(rel) {
 		s.servePHP(w, r, rel, "")
+		return
+	}
+	if slices.Contains(phpLike, ext(rel)) {
+		// PHP source this site does not run (PHP off, or an extension
+		// it does not run as PHP): not shown either.
+		http.Error(w, "forbidden", http.StatusForbidden)
 		return
 	}
 	s.serveFile(w, r, rel)
@@ -138,12 +134,12 @@ func (s *site) open(rel string) (*os.File, error) {
 	return s.docroot.Open(rel)
 }
 
-// splitPHP finds the first path element ending in .php that is a regular
-// file, and returns it and the rest as PATH_INFO.
+// splitPHP finds the first path element that runs as PHP and is a
+// regular file, and returns it and the rest as PATH_INFO.
 func (s *site) splitPHP(rel string) (script, info string, ok bool) {
 	parts := strings.Split(rel, "/")
 	for i, p := range parts[:len(parts)-1] {
-		if !strings.HasSuffix(p, ".php") {
+		if !s.isPHP(p) {
 			continue
 		}
 		script = strings.Join(parts[:i+1], "/")
@@ -169,6 +165,11 @@ func (s *site) notFound(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func (s *site) serveFile(w http.ResponseWriter, r *http.Request, rel string) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
 	f, err := s.open(rel)
 	if err != nil {
 		s.notFound(w, r, err)
@@ -185,7 +186,7 @@ func (s *site) serveFile(w http.ResponseWriter, r *http.Request, rel string) {
 	http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
 }
 
-// servePHP runs script through php-cgi as this worker's identity.
+// servePHP runs script as PHP, as this worker's identity.
 func (s *site) servePHP(w http.ResponseWriter, r *http.Request, script, pathInfo string) {
 	fi, err := s.stat(script)
 	if err != nil {
@@ -205,55 +206,20 @@ func (s *site) servePHP(w http.ResponseWriter, r *http.Request, script, pathInfo
 		http.Error(w, "a request body for PHP needs a Content-Length header (chunked bodies are not passed to PHP)", http.StatusLengthRequired)
 		return
 	}
-	filename := filepath.Join(s.root, script)
-	scriptName := "/" + script
-	https := "off"
-	if r.TLS != nil {
-		https = "on"
+	var leaf *x509.Certificate
+	if ti, ok := r.Context().Value(tlsInfoKey{}).(*tlsRequest); ok {
+		leaf = ti.cert.cert.Leaf
 	}
-	serverName, port := r.Host, ""
-	if h, p, err := net.SplitHostPort(r.Host); err == nil {
-		serverName, port = h, p
+	env := cgienv.Build(r, cgienv.Vars{
+		DocumentRoot:   s.root,
+		ScriptFilename: filepath.Join(s.root, script),
+		ScriptName:     "/" + script,
+		PathInfo:       pathInfo,
+		Software:       "mpmd",
+		ServerCert:     leaf,
+		Extra:          s.env,
+	})
+	if err := s.php.serve(w, r, env); err != nil && r.Context().Err() == nil {
+		s.log.Warn("php request failed", "vhost", s.name, "script", script, "err", err)
 	}
-	env := []string{
-		"SCRIPT_FILENAME=" + filename,
-		"SCRIPT_NAME=" + scriptName,
-		"REDIRECT_STATUS=200", // php-cgi's force-cgi-redirect check
-		"SERVER_NAME=" + serverName,
-		"DOCUMENT_ROOT=" + s.root,
-		"HTTPS=" + https,
-		"SERVER_SOFTWARE=mpmd",
-	}
-	if port != "" {
-		env = append(env, "SERVER_PORT="+port)
-	}
-	env = append(env, tlsCGIEnv(r)...)
-	if pathInfo != "" {
-		env = append(env, "PATH_INFO="+pathInfo, "PATH_TRANSLATED="+filepath.Join(s.root, pathInfo))
-	}
-	if s.fcgi != nil {
-		s.fcgi.serve(w, r, cgiEnv(r, scriptName, env))
-		return
-	}
-	h := &cgi.Handler{
-		Path:   s.phpCGI,
-		Root:   scriptName, // net/http/cgi derives PATH_INFO from it
-		Dir:    filepath.Dir(filename),
-		Env:    env,
-		Args:   s.phpArgs,
-		Logger: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		Stderr: &logWriter{log: s.log, vhost: s.name},
-	}
-	h.ServeHTTP(w, r)
-}
-
-// logWriter logs php-cgi's stderr.
-type logWriter struct {
-	log   *slog.Logger
-	vhost string
-}
-
-func (l *logWriter) Write(p []byte) (int, error) {
-	l.log.Warn("php-cgi", "vhost", l.vhost, "stderr", strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }

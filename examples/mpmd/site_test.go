@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gompm/mpm/internal/cgirun"
 )
 
 func testSiteHandler(t *testing.T, php bool, follow bool) (*site, string) {
@@ -34,7 +36,11 @@ func testSiteHandler(t *testing.T, php bool, follow bool) (*site, string) {
 	os.WriteFile(filepath.Join(dir, "outside.txt"), []byte("outside the root"), 0o644)
 	os.Symlink("../outside.txt", filepath.Join(root, "escape.txt"))
 	os.Symlink("page.txt", filepath.Join(root, "inside-link.txt"))
-	s, err := newSite(&VHost{ServerName: "t.example", DocumentRoot: root, PHP: php, Index: []string{"index.html"}, FollowSymlinks: follow}, "/nonexistent/php-cgi", slog.New(slog.DiscardHandler))
+	var backend phpBackend
+	if php {
+		backend = &cgiPHP{runner: cgirun.Runner{Path: "/nonexistent/php-cgi"}}
+	}
+	s, err := newSite(&VHost{ServerName: "t.example", DocumentRoot: root, PHP: php, Index: []string{"index.html"}, FollowSymlinks: follow}, backend, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -321,52 +321,6 @@ func (h *workerHandler) admitTLS(rw http.ResponseWriter, r *http.Request, rt *ro
 	return r.WithContext(context.WithValue(r.Context(), tlsInfoKey{}, &tlsRequest{cert: e}))
 }
 
-var tlsVersions = map[uint16]string{
-	tls.VersionTLS10: "TLSv1", tls.VersionTLS11: "TLSv1.1",
-	tls.VersionTLS12: "TLSv1.2", tls.VersionTLS13: "TLSv1.3",
-}
-
-// tlsCGIEnv is the CGI environment of a request that came over TLS, with
-// the names Apache's mod_ssl uses (PHP applications look for them).
-// SSL_CIPHER is the IANA name (mod_ssl gives OpenSSL's).
-func tlsCGIEnv(r *http.Request) []string {
-	if r.TLS == nil {
-		return nil
-	}
-	st := r.TLS
-	env := []string{
-		"HTTPS=on",
-		"REQUEST_SCHEME=https",
-		"SSL_PROTOCOL=" + tlsVersions[st.Version],
-		"SSL_CIPHER=" + tls.CipherSuiteName(st.CipherSuite),
-		"SSL_SESSION_RESUMED=" + map[bool]string{true: "Resumed", false: "Initial"}[st.DidResume],
-		// net/http/cgi always says HTTP/1.1; HTTP/2 comes only over TLS.
-		"SERVER_PROTOCOL=" + r.Proto,
-	}
-	if st.ServerName != "" {
-		env = append(env, "SSL_TLS_SNI="+st.ServerName)
-	}
-	if ti, ok := r.Context().Value(tlsInfoKey{}).(*tlsRequest); ok && ti.cert.cert.Leaf != nil {
-		leaf := ti.cert.cert.Leaf
-		env = append(env,
-			"SSL_SERVER_S_DN="+leaf.Subject.String(),
-			"SSL_SERVER_S_DN_CN="+leaf.Subject.CommonName,
-			"SSL_SERVER_I_DN="+leaf.Issuer.String(),
-			"SSL_SERVER_M_SERIAL="+strings.ToUpper(leaf.SerialNumber.Text(16)),
-			"SSL_SERVER_V_END="+leaf.NotAfter.UTC().Format("Jan _2 15:04:05 2006 GMT"),
-		)
-	}
-	// Without a port in Host, net/http/cgi assumes 443: give the real one.
-	if _, _, err := net.SplitHostPort(r.Host); err != nil {
-		if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-			if _, p, err := net.SplitHostPort(a.String()); err == nil {
-				env = append(env, "SERVER_PORT="+p)
-			}
-		}
-	}
-	return env
-}
-
 // ---- master ----
 
 // ticketSecret returns the session ticket secret of an identity, the same

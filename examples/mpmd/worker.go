@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gompm/mpm/fdpass"
+	"github.com/gompm/mpm/internal/cgirun"
 	"github.com/gompm/mpm/pool"
 	"github.com/gompm/mpm/prefork"
 	"github.com/gompm/mpm/vhostroute"
@@ -48,20 +49,24 @@ func runWorker(ctx context.Context, env *prefork.Env) error {
 		return err
 	}
 	h := &workerHandler{w: w, log: log, identity: plan.Identity, table: table, sites: map[int]*workerSite{}, handbackTimeout: plan.HandbackTimeout, maxBody: plan.MaxBodyBytes, unknownHost: plan.UnknownHost}
+	// php-cgi processes end with the worker, whatever they are doing.
+	procs := &cgirun.Group{}
+	defer procs.KillAll()
 	for i := range plan.VHosts {
 		v := &plan.VHosts[i]
-		// The identity's own session and temporary directories, unless
-		// the vhost sets its own.
-		for k, val := range plan.PHPDefaults {
-			if _, set := v.PHPAdminValue[k]; !set {
-				if v.PHPAdminValue == nil {
-					v.PHPAdminValue = map[string]string{}
+		ws := &workerSite{maxClients: v.MaxClients, counter: i, name: plan.Routing.VHosts[v.N].Names[0]}
+		var php phpBackend
+		if v.PHP {
+			switch v.PHPMode {
+			case phpModeCGI:
+				if php, err = newCGIPHP(v, plan.PHPDir, cgiValues(&v.VHost, plan.PHPDefaults), procs, log); err != nil {
+					log.Error("vhost unavailable", "vhost", v.ServerName, "err", err)
 				}
-				v.PHPAdminValue[k] = val
+			case phpModeFPM:
+				php = newFPMPHP(v, v.FPMSocket, plan.HandbackTimeout, log)
 			}
 		}
-		ws := &workerSite{maxClients: v.MaxClients, counter: i, name: plan.Routing.VHosts[v.N].Names[0]}
-		if ws.site, err = newSite(&v.VHost, plan.PHPCGI, log); err != nil {
+		if ws.site, err = newSite(&v.VHost, php, log); err != nil || (v.PHP && php == nil) {
 			// One vhost that cannot be served (its document root went
 			// away since the check) answers 503; the identity's other
 			// vhosts are served as usual.

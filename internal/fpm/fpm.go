@@ -174,7 +174,10 @@ func (c *Config) File() string { return filepath.Join(c.Dir, "php-fpm.conf") }
 func (c *Config) Text() string {
 	var b strings.Builder
 	b.WriteString("; written by mpmd: changes are lost at the next start\n[global]\n")
-	b.WriteString("error_log = /proc/self/fd/2\nlog_level = warning\ndaemonize = no\n")
+	// The log goes to stderr (--force-stderr), the supervisor's; FPM
+	// opens error_log all the same (/proc/self/fd/2 it could not: the
+	// pipe is the master's, not the identity's).
+	fmt.Fprintf(&b, "error_log = %s\nlog_level = warning\ndaemonize = no\n", filepath.Join(c.Dir, "php-fpm.log"))
 	fmt.Fprintf(&b, "process_control_timeout = %ds\n", max(int(c.stopTimeout()/time.Second), 1))
 	if c.ProcessMax > 0 {
 		fmt.Fprintf(&b, "process.max = %d\n", c.ProcessMax)
@@ -223,6 +226,9 @@ func (c *Config) Write() error {
 	if err := c.Check(); err != nil {
 		return err
 	}
+	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
+		return fmt.Errorf("fpm: %w", err)
+	}
 	tmp := c.File() + ".new"
 	os.Remove(tmp)
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -244,7 +250,7 @@ func (c *Config) Write() error {
 // stopped at once: SIGTERM, which ends its children, then SIGKILL to its
 // group) or retire is closed (FPM finishes the requests in progress:
 // SIGQUIT, until StopTimeout, then as for ctx). An FPM that dies is
-// started again, after a back-off that doubles from a second to a minute
+// started again, after a back-off that doubles from 100ms to a minute
 // while it keeps dying at once.
 func Run(ctx context.Context, retire <-chan struct{}, c Config) error {
 	log := c.Logger
@@ -271,7 +277,7 @@ func Run(ctx context.Context, retire <-chan struct{}, c Config) error {
 			if time.Since(start) > time.Minute {
 				backoff = 0
 			}
-			backoff = min(max(2*backoff, time.Second), time.Minute)
+			backoff = min(max(2*backoff, 100*time.Millisecond), time.Minute)
 			log.Error("php-fpm ended; starting it again", "exit", cmd.ProcessState.String(), "in", backoff)
 			select {
 			case <-time.After(backoff):
@@ -294,7 +300,7 @@ func Run(ctx context.Context, retire <-chan struct{}, c Config) error {
 // start starts FPM in a process group of its own, with a parent-death
 // signal set from a locked thread (it belongs to the thread that forks).
 func (c *Config) start() (*exec.Cmd, chan struct{}, error) {
-	cmd := exec.Command(c.Binary, "--nodaemonize", "--fpm-config", c.File())
+	cmd := exec.Command(c.Binary, "--nodaemonize", "--force-stderr", "--fpm-config", c.File())
 	if c.asRoot {
 		cmd.Args = append(cmd.Args, "--allow-to-run-as-root")
 	}
