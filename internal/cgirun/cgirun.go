@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/gompm/mpm/internal/cgiresp"
+	"github.com/gompm/mpm/internal/procgroup"
 )
 
 // MaxStderrLine bounds one line of the program's stderr handed to
@@ -56,28 +57,28 @@ type Runner struct {
 // Group tracks running programs' process groups. The zero value is
 // ready to use.
 type Group struct {
-	mu   sync.Mutex
-	pids map[int]struct{}
+	mu    sync.Mutex
+	procs map[*procgroup.Group]struct{}
 }
 
-func (g *Group) add(pid int) {
+func (g *Group) add(p *procgroup.Group) {
 	if g == nil {
 		return
 	}
 	g.mu.Lock()
-	if g.pids == nil {
-		g.pids = map[int]struct{}{}
+	if g.procs == nil {
+		g.procs = map[*procgroup.Group]struct{}{}
 	}
-	g.pids[pid] = struct{}{}
+	g.procs[p] = struct{}{}
 	g.mu.Unlock()
 }
 
-func (g *Group) remove(pid int) {
+func (g *Group) remove(p *procgroup.Group) {
 	if g == nil {
 		return
 	}
 	g.mu.Lock()
-	delete(g.pids, pid)
+	delete(g.procs, p)
 	g.mu.Unlock()
 }
 
@@ -85,8 +86,8 @@ func (g *Group) remove(pid int) {
 func (g *Group) KillAll() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	for pid := range g.pids {
-		syscall.Kill(-pid, syscall.SIGKILL)
+	for p := range g.procs {
+		p.Kill()
 	}
 }
 
@@ -94,7 +95,7 @@ func (g *Group) KillAll() {
 func (g *Group) Running() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return len(g.pids)
+	return len(g.procs)
 }
 
 // Serve runs the program for r with env (its whole environment) and
@@ -147,15 +148,13 @@ func (c *Runner) Serve(w http.ResponseWriter, r *http.Request, env []string) err
 		http.Error(w, "PHP could not be started", http.StatusInternalServerError)
 		return fmt.Errorf("cgirun: start %s: %w", c.Path, err)
 	}
-	pid := cmd.Process.Pid
-	c.Group.add(pid)
-	defer c.Group.remove(pid)
+	p := procgroup.Watch(cmd.Process.Pid)
+	c.Group.add(p)
+	defer c.Group.remove(p)
 	// The request's end kills the whole group, whatever it is doing.
-	stop := context.AfterFunc(r.Context(), func() { syscall.Kill(-pid, syscall.SIGKILL) })
+	stop := context.AfterFunc(r.Context(), p.Kill)
 	defer stop()
-	exited := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(exited) }()
+	exited := p.Exited()
 	go func() {
 		// Once the program has ended, what it wrote is read, and
 		// processes it left holding its output (started in the
@@ -178,12 +177,14 @@ func (c *Runner) Serve(w http.ResponseWriter, r *http.Request, env []string) err
 		}
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				syscall.Kill(-pid, syscall.SIGKILL)
+				p.Kill()
 			}
 			break
 		}
 	}
 	<-exited
+	p.Release()
+	waitErr := cmd.Wait()
 	if stderrDone != nil {
 		select {
 		case <-stderrDone:

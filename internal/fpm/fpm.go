@@ -46,6 +46,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/gompm/mpm/internal/procgroup"
 )
 
 // Pool is one FPM pool: one site's PHP.
@@ -266,19 +268,18 @@ func Run(ctx context.Context, retire <-chan struct{}, c Config) error {
 	var backoff time.Duration
 	for {
 		start := time.Now()
-		cmd, exited, err := c.start()
+		fpm, err := c.start()
 		if err != nil {
 			return err
 		}
-		log.Info("php-fpm started", "pid", cmd.Process.Pid, "pools", len(c.Pools))
+		log.Info("php-fpm started", "pid", fpm.cmd.Process.Pid, "pools", len(c.Pools))
 		select {
-		case <-exited:
-			killGroup(cmd)
+		case <-fpm.exited:
 			if time.Since(start) > time.Minute {
 				backoff = 0
 			}
 			backoff = min(max(2*backoff, 100*time.Millisecond), time.Minute)
-			log.Error("php-fpm ended; starting it again", "exit", cmd.ProcessState.String(), "in", backoff)
+			log.Error("php-fpm ended; starting it again", "exit", fpm.cmd.ProcessState.String(), "in", backoff)
 			select {
 			case <-time.After(backoff):
 				continue
@@ -288,10 +289,10 @@ func Run(ctx context.Context, retire <-chan struct{}, c Config) error {
 				return nil
 			}
 		case <-ctx.Done():
-			stop(cmd, exited, syscall.SIGTERM, 2*time.Second)
+			fpm.stop(syscall.SIGTERM, 2*time.Second)
 			return nil
 		case <-retire:
-			stop(cmd, exited, syscall.SIGQUIT, c.stopTimeout()+time.Second)
+			fpm.stop(syscall.SIGQUIT, c.stopTimeout()+time.Second)
 			return nil
 		}
 	}
@@ -299,7 +300,7 @@ func Run(ctx context.Context, retire <-chan struct{}, c Config) error {
 
 // start starts FPM in a process group of its own, with a parent-death
 // signal set from a locked thread (it belongs to the thread that forks).
-func (c *Config) start() (*exec.Cmd, chan struct{}, error) {
+func (c *Config) start() (*running, error) {
 	cmd := exec.Command(c.Binary, "--nodaemonize", "--force-stderr", "--fpm-config", c.File())
 	if c.asRoot {
 		cmd.Args = append(cmd.Args, "--allow-to-run-as-root")
@@ -315,29 +316,39 @@ func (c *Config) start() (*exec.Cmd, chan struct{}, error) {
 	err := cmd.Start()
 	runtime.UnlockOSThread()
 	if err != nil {
-		return nil, nil, fmt.Errorf("fpm: start %s: %w", c.Binary, err)
+		return nil, fmt.Errorf("fpm: start %s: %w", c.Binary, err)
 	}
+	// FPM's end takes its group with it (PHP processes it left, what
+	// they started), killed before FPM is reaped (see procgroup).
+	g := procgroup.Watch(cmd.Process.Pid)
 	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	return cmd, exited, nil
+	go func() {
+		<-g.Exited()
+		g.Kill()
+		g.Release()
+		cmd.Wait()
+		close(exited)
+	}()
+	return &running{cmd: cmd, group: g, exited: exited}, nil
+}
+
+// running is a started FPM.
+type running struct {
+	cmd    *exec.Cmd
+	group  *procgroup.Group
+	exited chan struct{} // FPM and its group are gone, FPM reaped
 }
 
 // stop sends FPM's master sig, waits for it up to d, and kills its whole
 // group.
-func stop(cmd *exec.Cmd, exited chan struct{}, sig syscall.Signal, d time.Duration) {
-	cmd.Process.Signal(sig)
+func (r *running) stop(sig syscall.Signal, d time.Duration) {
+	r.cmd.Process.Signal(sig)
 	select {
-	case <-exited:
+	case <-r.exited:
 	case <-time.After(d):
 	}
-	killGroup(cmd)
-	<-exited
-}
-
-// killGroup kills FPM's process group: its children, and what PHP
-// started, whatever the master did.
-func killGroup(cmd *exec.Cmd) {
-	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	r.group.Kill()
+	<-r.exited
 }
 
 // Find returns the php-fpm binary: "php-fpm" on PATH, or the one of
