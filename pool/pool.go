@@ -316,6 +316,8 @@ func (p *Pool) Run(ctx context.Context) error {
 		return err
 	}
 	defer watch.remove(p)
+	p.cfg.Limit.register(p)
+	defer p.cfg.Limit.unregister(p)
 	tick := time.NewTicker(tickEvery)
 	defer tick.Stop()
 	for {
@@ -568,6 +570,12 @@ func (p *Pool) spawn(n int) {
 		}
 		if !p.cfg.Limit.acquire() {
 			p.cfg.Logger.Warn("pool: global worker limit reached", "pool", p.cfg.Name, "limit", p.cfg.Limit.Max)
+			if len(p.children) == 0 {
+				// A pool with no worker at all must not wait for ever
+				// behind pools that hold theirs with idle
+				// connections: one of them gives one back.
+				go p.cfg.Limit.reclaim(p)
+			}
 			return
 		}
 		p.board.write(slot, Starting, 0, 0, nil, nil)
@@ -666,6 +674,46 @@ func (p *Pool) onExit(c *prefork.Child, e prefork.Exit) {
 	p.poke()
 }
 
+// staying counts the workers the pool has not asked to stop.
+func (p *Pool) staying() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.children) - len(p.stopping)
+}
+
+// giveBack stops the worker with the fewest requests in progress, for
+// another pool that has none (see Limit).
+func (p *Pool) giveBack(to string) {
+	var pick SlotInfo
+	found := false
+	p.mu.Lock()
+	stopping := maps.Clone(p.stopping)
+	p.mu.Unlock()
+	for _, s := range p.live() {
+		if stopping[s.Slot] {
+			continue
+		}
+		if !found || s.Active < pick.Active {
+			pick, found = s, true
+		}
+	}
+	if !found {
+		return
+	}
+	c := p.childAt(pick)
+	if c == nil {
+		return
+	}
+	p.mu.Lock()
+	p.stopping[pick.Slot] = true
+	p.stats.Retired++
+	p.mu.Unlock()
+	p.cfg.Logger.Info("pool: giving a worker back under the global limit", "pool", p.cfg.Name, "for", to, "pid", c.Pid)
+	// Stopped, not retired: its idle connections close now, so that its
+	// place is free at once; requests in progress finish.
+	c.Signal(syscall.SIGTERM)
+}
+
 // Crash loop protection: more than crashLimit crashes within crashWindow
 // stops spawning for a back-off that doubles each time, up to maxBackoff.
 const (
@@ -703,11 +751,69 @@ func (p *Pool) Close() error {
 
 // Limit caps the workers of several pools together. The zero value (or a
 // nil *Limit) is no limit.
+//
+// A pool that has no worker and finds the limit reached is not left to
+// wait until another pool's workers go idle, which idle kept-alive
+// connections can put off for their whole timeout: the pool with the
+// most workers stops one (the one with the fewest requests in progress),
+// at most once a second per pool asking.
 type Limit struct {
 	Max int
 
-	mu  sync.Mutex
-	cur int
+	mu    sync.Mutex
+	cur   int
+	pools map[*Pool]bool
+	asked map[*Pool]time.Time
+}
+
+// register adds p to the pools that share the limit.
+func (l *Limit) register(p *Pool) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	if l.pools == nil {
+		l.pools, l.asked = map[*Pool]bool{}, map[*Pool]time.Time{}
+	}
+	l.pools[p] = true
+	l.mu.Unlock()
+}
+
+func (l *Limit) unregister(p *Pool) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	delete(l.pools, p)
+	delete(l.asked, p)
+	l.mu.Unlock()
+}
+
+// reclaim makes room under the limit for starving, a pool with no worker.
+func (l *Limit) reclaim(starving *Pool) {
+	if l == nil || l.Max <= 0 {
+		return
+	}
+	l.mu.Lock()
+	if time.Since(l.asked[starving]) < time.Second {
+		l.mu.Unlock()
+		return
+	}
+	l.asked[starving] = time.Now()
+	var victim *Pool
+	most := 0
+	for p := range l.pools {
+		if p == starving {
+			continue
+		}
+		if n := p.staying(); n > most {
+			victim, most = p, n
+		}
+	}
+	l.mu.Unlock()
+	if victim != nil {
+		victim.giveBack(starving.cfg.Name)
+	}
 }
 
 func (l *Limit) acquire() bool {

@@ -33,9 +33,12 @@ type ServeOptions struct {
 	// Busy answers a request that waited past QueueTimeout for one of
 	// the pool's MaxActive places. Nil answers 503.
 	Busy http.Handler
-	// Counted says whether a request counts against MaxActive: nil
-	// counts every one. A request the application does not serve itself
-	// (one it hands to another process) should not wait for a place.
+	// Counted says whether a request counts against MaxActive from its
+	// start: nil counts every one. A request the application does not
+	// serve itself (one it hands to another process) should not wait for
+	// a place; one whose body must arrive first (a slow client must not
+	// hold a place while it sends) is not counted here, and the handler
+	// calls [Worker.Admit] once the body is in.
 	Counted func(*http.Request) bool
 	// Logger for the worker's events. Nil discards them.
 	Logger *slog.Logger
@@ -358,12 +361,16 @@ func (s *server) handler(h http.Handler) http.Handler {
 			// only when needed.
 			rw.Header().Set("Connection", "close")
 		}
-		counted := w.cfg.maxActive > 0 && (s.opt.Counted == nil || s.opt.Counted(r))
-		if counted && !s.admit(r) {
-			w.Refused()
-			busy.ServeHTTP(rw, r)
-			return
+		adm := &admission{}
+		if w.cfg.maxActive > 0 && (s.opt.Counted == nil || s.opt.Counted(r)) {
+			if !s.admit(r) {
+				w.Refused()
+				busy.ServeHTTP(rw, r)
+				return
+			}
+			adm.held = true
 		}
+		r = r.WithContext(context.WithValue(r.Context(), admissionKey{}, adm))
 		w.addActive(1)
 		w.Busy(r.Host, r.URL.Path)
 		if d := w.cfg.expire; d > 0 {
@@ -373,13 +380,36 @@ func (s *server) handler(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(rw, r)
 		w.addActive(-1)
-		if counted {
+		if adm.held {
 			w.board.release(w.Slot, activeCounter)
 		}
 		if w.Done() {
 			s.recycle()
 		}
 	})
+}
+
+type admissionKey struct{}
+
+// admission records whether a request holds one of MaxActive's places.
+type admission struct{ held bool }
+
+// Admit takes one of the pool's MaxActive places for r, a request that
+// Serve did not count at its start (see ServeOptions.Counted), waiting
+// for one up to the queue timeout; the place is given back when the
+// request ends. It reports false when none came in time (answer 503).
+func (w *Worker) Admit(r *http.Request) bool {
+	adm, ok := r.Context().Value(admissionKey{}).(*admission)
+	if !ok || adm.held || w.cfg.maxActive <= 0 {
+		return true
+	}
+	s := &server{w: w}
+	if !s.admit(r) {
+		w.Refused()
+		return false
+	}
+	adm.held = true
+	return true
 }
 
 // admit takes one of the pool's MaxActive places for r, waiting for one

@@ -221,3 +221,31 @@ func TestServeDrainKeepsIdleConnections(t *testing.T) {
 		t.Errorf("a kept-alive request while the worker drains: %q, want 200 with Connection: close", r)
 	}
 }
+
+// Under a global limit, a pool with no worker gets one promptly even when
+// the other pools hold every place with idle kept-alive connections (they
+// held them for the whole keep-alive timeout, and the third pool's
+// clients got 503).
+func TestGlobalLimitFair(t *testing.T) {
+	lim := &Limit{Max: 2}
+	a := startHTTPPool(t, Config{Name: "a", PerWorker: 8, Max: 2, Limit: lim, QueueTimeout: 5 * time.Second})
+	b := startHTTPPool(t, Config{Name: "b", PerWorker: 8, Max: 2, Limit: lim, QueueTimeout: 5 * time.Second})
+	c := startHTTPPool(t, Config{Name: "c", PerWorker: 8, Max: 2, Limit: lim, QueueTimeout: 5 * time.Second})
+	// Idle kept-alive connections hold a's and b's workers.
+	for _, p := range []*httpPool{a, b} {
+		cl := &http.Client{Timeout: 10 * time.Second}
+		if code, _ := p.get(t, cl, "/pid"); code != 200 {
+			t.Fatalf("pool %s: %d", p.p.cfg.Name, code)
+		}
+		defer cl.CloseIdleConnections()
+	}
+	start := time.Now()
+	cl := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	code, _ := c.get(t, cl, "/pid")
+	if took := time.Since(start); code != 200 || took > 3*time.Second {
+		t.Errorf("pool c under a full global limit: %d after %v, want 200 within 3s", code, took)
+	}
+	if n := lim.InUse(); n > 2 {
+		t.Errorf("%d workers under a limit of 2", n)
+	}
+}

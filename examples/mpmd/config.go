@@ -59,6 +59,13 @@ type Server struct {
 	IdleTimeout      Duration `toml:"keepalive_timeout"`
 	MaxHeaderBytes   int      `toml:"max_header_bytes"`
 	MaxBodyBytes     string   `toml:"max_body_bytes"`
+	// A request body to PHP must arrive within BodyTimeout, and at
+	// BodyMinRate bytes a second after that (mod_reqtimeout's body=20,
+	// MinRate=500); each write of a response must complete within
+	// SendTimeout (a client that reads nothing is dropped after it).
+	BodyTimeout Duration `toml:"body_timeout"`
+	BodyMinRate int64    `toml:"body_min_rate"`
+	SendTimeout Duration `toml:"send_timeout"`
 
 	maxBody     int64
 	UnknownHost int `toml:"unknown_host_status"`
@@ -269,6 +276,9 @@ const (
 	defaultIdleTimeout   = 30 * time.Second
 	defaultMaxHeader     = 64 << 10
 	defaultMaxBody       = "64M"
+	defaultBodyTimeout   = 20 * time.Second
+	defaultBodyMinRate   = 500
+	defaultSendTimeout   = 60 * time.Second
 )
 
 // check validates the whole file and fills in defaults and resolved
@@ -312,6 +322,18 @@ func (c *Config) check() error {
 	}
 	if s.MaxHeaderBytes == 0 {
 		s.MaxHeaderBytes = defaultMaxHeader
+	}
+	if s.BodyTimeout == 0 {
+		s.BodyTimeout = Duration(defaultBodyTimeout)
+	}
+	if s.BodyMinRate == 0 {
+		s.BodyMinRate = defaultBodyMinRate
+	}
+	if s.BodyMinRate < 0 {
+		return c.errAt("server.body_min_rate", "body_min_rate %d is negative", s.BodyMinRate)
+	}
+	if s.SendTimeout == 0 {
+		s.SendTimeout = Duration(defaultSendTimeout)
 	}
 	if s.MaxBodyBytes == "" {
 		s.MaxBodyBytes = defaultMaxBody

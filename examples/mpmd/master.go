@@ -247,10 +247,18 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 			KeepAlive:       time.Duration(cfg.Server.IdleTimeout),
 			MaxHeaderBytes:  cfg.Server.MaxHeaderBytes,
 			MaxBodyBytes:    cfg.Server.maxBody,
+			BodyTimeout:     time.Duration(cfg.Server.BodyTimeout),
+			BodyMinRate:     cfg.Server.BodyMinRate,
+			SendTimeout:     time.Duration(cfg.Server.SendTimeout),
 			UnknownHost:     cfg.Server.UnknownHost,
 			HandbackTimeout: eff.QueueTimeout,
 			MaxActive:       eff.MaxActive,
 		}
+		pp, err := cfg.phpPoolFor(id)
+		if err != nil {
+			return nil, err
+		}
+		plan.ConnPHP = max(min(pp.Max, eff.MaxActive)/2, 1)
 		for vi, v := range cfg.VHosts {
 			if cfg.routing.VHosts[vi].Pool != pi {
 				continue

@@ -38,6 +38,9 @@ type workerPlan struct {
 	KeepAlive      time.Duration
 	MaxHeaderBytes int
 	MaxBodyBytes   int64
+	BodyTimeout    time.Duration
+	BodyMinRate    int64
+	SendTimeout    time.Duration
 	UnknownHost    int
 	// PHPDefaults are php.ini settings for every vhost of the identity
 	// that does not set them itself: its own session.save_path,
@@ -48,7 +51,12 @@ type workerPlan struct {
 	HandbackTimeout time.Duration
 	// MaxActive is the pool's bound on requests in progress: also the
 	// streams an HTTP/2 connection may run at once.
-	MaxActive    int
+	MaxActive int
+	// ConnPHP is how many PHP requests one connection may run at once:
+	// half of what the identity may run (php_max in FPM mode, max in
+	// CGI mode), so that one HTTP/2 connection's streams never take all
+	// of a site's PHP.
+	ConnPHP      int
 	TicketSecret []byte // the pool's session ticket secret, when it serves TLS
 }
 

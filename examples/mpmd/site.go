@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -27,7 +28,11 @@ type site struct {
 	env     map[string]string
 	index   []string
 	follow  bool // follow symbolic links out of the document root
-	log     *slog.Logger
+	body    bodyLimits
+	// admit takes the request's place among the identity's requests in
+	// progress (the pool's max) once its body is in; nil admits all.
+	admit func(*http.Request) bool
+	log   *slog.Logger
 }
 
 func newSite(v *VHost, php phpBackend, log *slog.Logger) (*site, error) {
@@ -53,9 +58,12 @@ var phpLike = []string{".php", ".php3", ".php4", ".php5", ".php7", ".php8", ".ph
 // ext is name's extension, lower case.
 func ext(name string) string { return strings.ToLower(path.Ext(name)) }
 
-// isPHP reports whether name runs as PHP on this site.
+// isPHP reports whether name runs as PHP on this site: its extension is
+// one of php_extensions, in the same case (PHP-FPM's
+// security.limit_extensions compares them so; a.PHP is refused, in
+// both modes, as PHP source this site does not run).
 func (s *site) isPHP(name string) bool {
-	return s.php != nil && slices.Contains(s.phpExt, ext(name))
+	return s.php != nil && slices.Contains(s.phpExt, path.Ext(name))
 }
 
 // ServeHTTP serves a request for this site.
@@ -170,6 +178,9 @@ func (s *site) serveFile(w http.ResponseWriter, r *http.Request, rel string) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
+	if !s.admitted(w, r) {
+		return
+	}
 	f, err := s.open(rel)
 	if err != nil {
 		s.notFound(w, r, err)
@@ -206,6 +217,30 @@ func (s *site) servePHP(w http.ResponseWriter, r *http.Request, script, pathInfo
 		http.Error(w, "a request body for PHP needs a Content-Length header (chunked bodies are not passed to PHP)", http.StatusLengthRequired)
 		return
 	}
+	// The whole body first: PHP starts only when it has arrived.
+	release, err := s.body.readBody(w, r)
+	defer release()
+	if err != nil {
+		w.Header().Set("Connection", "close")
+		if errors.Is(err, errSlowBody) {
+			http.Error(w, "request body too slow", http.StatusRequestTimeout)
+		} else {
+			s.log.Info("request body", "vhost", s.name, "err", err)
+			http.Error(w, "bad request body", http.StatusBadRequest)
+		}
+		return
+	}
+	// One connection runs at most its share of the identity's PHP at
+	// once; its other streams wait here, holding no PHP process.
+	releaseConn, err := connPHPSlot(r)
+	if err != nil {
+		busy(w) // the request's time ran out while it waited (or its client went)
+		return
+	}
+	defer releaseConn()
+	if !s.admitted(w, r) {
+		return
+	}
 	var leaf *x509.Certificate
 	if ti, ok := r.Context().Value(tlsInfoKey{}).(*tlsRequest); ok {
 		leaf = ti.cert.cert.Leaf
@@ -222,4 +257,45 @@ func (s *site) servePHP(w http.ResponseWriter, r *http.Request, script, pathInfo
 	if err := s.php.serve(w, r, env); err != nil && r.Context().Err() == nil {
 		s.log.Warn("php request failed", "vhost", s.name, "script", script, "err", err)
 	}
+}
+
+type connPHPKey struct{}
+
+// withConnPHP gives a connection's requests a share of n PHP requests
+// at once (see workerPlan.ConnPHP); n < 1 leaves them unbounded.
+func withConnPHP(ctx context.Context, n int) context.Context {
+	if n < 1 {
+		return ctx
+	}
+	return context.WithValue(ctx, connPHPKey{}, make(chan struct{}, n))
+}
+
+// connPHPSlot waits for a place among r's connection's PHP requests and
+// returns its release, or the request context's error.
+func connPHPSlot(r *http.Request) (release func(), err error) {
+	sem, _ := r.Context().Value(connPHPKey{}).(chan struct{})
+	if sem == nil {
+		return func() {}, nil
+	}
+	select {
+	case sem <- struct{}{}:
+		return func() { <-sem }, nil
+	case <-r.Context().Done():
+		return nil, r.Context().Err()
+	}
+}
+
+// admitted takes r's place among the identity's requests in progress
+// (the pool's max), or answers 503 when none came in time.
+func (s *site) admitted(w http.ResponseWriter, r *http.Request) bool {
+	if s.admit == nil || s.admit(r) {
+		return true
+	}
+	busy(w)
+	return false
+}
+
+func busy(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	http.Error(w, "the site is busy; try again in a while", http.StatusServiceUnavailable)
 }

@@ -48,7 +48,7 @@ func runWorker(ctx context.Context, env *prefork.Env) error {
 	if err != nil {
 		return err
 	}
-	h := &workerHandler{w: w, log: log, identity: plan.Identity, table: table, sites: map[int]*workerSite{}, handbackTimeout: plan.HandbackTimeout, maxBody: plan.MaxBodyBytes, unknownHost: plan.UnknownHost}
+	h := &workerHandler{w: w, log: log, identity: plan.Identity, table: table, sites: map[int]*workerSite{}, handbackTimeout: plan.HandbackTimeout, maxBody: plan.MaxBodyBytes, unknownHost: plan.UnknownHost, sendTimeout: plan.SendTimeout}
 	// php-cgi processes end with the worker, whatever they are doing.
 	procs := &cgirun.Group{}
 	defer procs.KillAll()
@@ -66,7 +66,12 @@ func runWorker(ctx context.Context, env *prefork.Env) error {
 				php = newFPMPHP(v, v.FPMSocket, plan.HandbackTimeout, log)
 			}
 		}
-		if ws.site, err = newSite(&v.VHost, php, log); err != nil || (v.PHP && php == nil) {
+		ws.site, err = newSite(&v.VHost, php, log)
+		if ws.site != nil {
+			ws.site.body = bodyLimits{timeout: plan.BodyTimeout, minRate: plan.BodyMinRate, dir: plan.PHPDefaults["upload_tmp_dir"]}
+			ws.site.admit = w.Admit
+		}
+		if err != nil || (v.PHP && php == nil) {
 			// One vhost that cannot be served (its document root went
 			// away since the check) answers 503; the identity's other
 			// vhosts are served as usual.
@@ -112,17 +117,21 @@ func runWorker(ctx context.Context, env *prefork.Env) error {
 		IdleTimeout:       plan.KeepAlive,
 		MaxHeaderBytes:    plan.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-		ConnContext:       tlsConnContext,
-		// A stream is a request: one HTTP/2 connection may run no more
-		// of them at once than the identity may run requests.
-		HTTP2: &http.HTTP2Config{MaxConcurrentStreams: max(plan.MaxActive, 1)},
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return withConnPHP(tlsConnContext(ctx, c), plan.ConnPHP)
+		},
+		// A stream is a request: one HTTP/2 connection may run a
+		// quarter of the requests the identity may run at once, so that
+		// one client cannot take them all (one connection with 100
+		// streams ran 100 PHP processes at once).
+		HTTP2: &http.HTTP2Config{MaxConcurrentStreams: max(plan.MaxActive/4, 1)},
 	}
 	if h.tls != nil {
 		// HTTP/2 is offered through ALPN on the TLS connections.
 		srv.TLSConfig = h.tls.cfg
 		go h.tls.rotate(ctx)
 	}
-	return w.Serve(ctx, srv, pool.ServeOptions{Conn: h.prepare, Refuse: refuseQueued, Counted: h.mine, Logger: log})
+	return w.Serve(ctx, srv, pool.ServeOptions{Conn: h.prepare, Refuse: refuseQueued, Counted: h.counted, Logger: log})
 }
 
 // refuseQueued answers a connection that waited for a worker longer than
@@ -182,6 +191,7 @@ type workerHandler struct {
 	// maxBody bounds a request body (max_body_bytes).
 	maxBody     int64
 	unknownHost int
+	sendTimeout time.Duration
 	nonce       string // marks refusals; see refusedHeader
 }
 
@@ -268,7 +278,7 @@ func (h *workerHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		// instead of the rest, and net/http closes the connection.
 		r.Body = http.MaxBytesReader(rw, r.Body, h.maxBody)
 	}
-	rec := &recorder{ResponseWriter: rw, status: http.StatusOK}
+	rec := &recorder{ResponseWriter: rw, status: http.StatusOK, sendTimeout: h.sendTimeout}
 	start := time.Now()
 	s.ServeHTTP(rec, r)
 	if s.access != nil {
@@ -276,13 +286,14 @@ func (h *workerHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// mine reports whether r is for one of this identity's vhosts: the only
-// requests that count against the pool's max (one handed back waits for
-// no place here).
-func (h *workerHandler) mine(r *http.Request) bool {
-	rt, _ := h.route(r)
-	return rt != nil && rt.Identity == h.identity
-}
+// counted reports whether r counts against the pool's max from its
+// start: none does. The site takes a request's place itself when it
+// starts serving it: a static file at once, PHP once its body is in and
+// its connection's share of PHP allows (a slow body, or an HTTP/2
+// stream waiting behind its connection's other streams, holds no
+// place). A request handed back, or answered with an error, never waits
+// for one.
+func (h *workerHandler) counted(*http.Request) bool { return false }
 
 // route looks r up in the routing table by the local address its
 // connection reached and its host, as the multiplexer did for the first
@@ -358,9 +369,10 @@ func requestHead(r *http.Request) []byte {
 // recorder notes the status and size of a response for the access log.
 type recorder struct {
 	http.ResponseWriter
-	status int
-	bytes  int64
-	wrote  bool
+	status      int
+	bytes       int64
+	wrote       bool
+	sendTimeout time.Duration
 }
 
 func (r *recorder) WriteHeader(code int) {
@@ -372,6 +384,12 @@ func (r *recorder) WriteHeader(code int) {
 
 func (r *recorder) Write(b []byte) (int, error) {
 	r.wrote = true
+	if r.sendTimeout > 0 {
+		// Each write must get through in time: a client that reads
+		// nothing does not hold a connection, and the PHP process
+		// whose output waits for it, for ever.
+		http.NewResponseController(r.ResponseWriter).SetWriteDeadline(time.Now().Add(r.sendTimeout))
+	}
 	n, err := r.ResponseWriter.Write(b)
 	r.bytes += int64(n)
 	return n, err
