@@ -313,7 +313,7 @@ func (n *authzNode) eval(req *Request) (authzResult, *authzNode) {
 	default:
 		var kids []*authzNode
 		for _, c := range n.children {
-			if c.limit.has(req.Method) {
+			if c.limit.has(req.method()) {
 				kids = append(kids, c)
 			}
 		}
@@ -410,7 +410,7 @@ func (n *authzNode) evalLeaf(req *Request) authzResult {
 		}
 		return authzDenied
 	case "method":
-		if slices.Contains(n.methods, strings.ToUpper(req.Method)) {
+		if slices.Contains(n.methods, strings.ToUpper(req.method())) {
 			return authzGranted
 		}
 		return authzDenied
@@ -451,7 +451,11 @@ func evalCompat(rules []*compatRule, req *Request) (allowed, satisfyAny bool, cu
 		return denyHit == nil || allowHit != nil, satisfyAny, denyHit
 	default: // allow,deny and mutual-failure
 		if allowHit == nil {
-			// Nothing allowed it: the Order line denies by default.
+			// Nothing allowed it: a Deny that matched, or else the
+			// Order line's default, is why.
+			if denyHit != nil {
+				return false, satisfyAny, denyHit
+			}
 			return false, satisfyAny, orderRule
 		}
 		return denyHit == nil, satisfyAny, denyHit
@@ -493,7 +497,7 @@ func decideAccess(chain []*File, base string, req *Request) *denial {
 		compatRules       []*compatRule
 	)
 	layer := func(f *File, c *accessConf, s *filesSection) {
-		az, cr := c.forMethod(req.Method)
+		az, cr := c.forMethod(req.method())
 		if len(az) > 0 {
 			authz, authzAt = az, layerSource{f, s}
 		}

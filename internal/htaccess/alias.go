@@ -131,7 +131,14 @@ func (a *aliasRedirect) apply(uri, query string) (int, string) {
 		if idx == nil {
 			return 0, ""
 		}
-		loc = escapeLocation(pregsub(a.target, uri, idx))
+		// mod_alias escapes the path of the result, not its query
+		// string or fragment.
+		loc = pregsub(a.target, uri, idx)
+		if i := strings.IndexAny(loc, "?#"); i >= 0 {
+			loc = escapeLocation(loc[:i]) + loc[i:]
+		} else {
+			loc = escapeLocation(loc)
+		}
 	} else {
 		l := aliasMatch(uri, a.prefix)
 		if l < 0 {

@@ -3,6 +3,7 @@ package htaccess
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -88,6 +89,9 @@ func Parse(name string, data []byte) (*File, error) {
 	p.interpret(root, scope{})
 	p.finish()
 	if len(p.errs) > 0 {
+		slices.SortStableFunc(p.errs, func(a, b error) int {
+			return a.(*SyntaxError).Line - b.(*SyntaxError).Line
+		})
 		return nil, errors.Join(p.errs...)
 	}
 	return p.f, nil
@@ -95,7 +99,7 @@ func Parse(name string, data []byte) (*File, error) {
 
 type parser struct {
 	f       *File
-	errs    []error
+	errs    []error        // all *SyntaxError
 	pending []*rewriteCond // RewriteCond lines waiting for their RewriteRule
 }
 
