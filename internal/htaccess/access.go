@@ -103,9 +103,9 @@ type filesSection struct {
 // matches reports whether the section applies to a file of base name
 // base. A regular expression that gives up on its step budget counts as
 // a match: the section holds access control, and that fails closed.
-func (s *filesSection) matches(base string) bool {
+func (s *filesSection) matches(base string, b *budget) bool {
 	if s.re != nil {
-		idx, err := s.re.find(base)
+		idx, err := s.re.find(base, b)
 		return idx != nil || err != nil
 	}
 	ok, _ := path.Match(s.glob, base)
@@ -487,7 +487,7 @@ type denial struct {
 // directories on a request's path (chain, from the document root down;
 // nil entries for directories without a file) for a request naming a
 // file of base name base. It returns nil to allow.
-func decideAccess(chain []*File, base string, req *Request) *denial {
+func decideAccess(chain []*File, base string, req *Request, b *budget) *denial {
 	if strings.HasPrefix(base, ".ht") {
 		return &denial{http.StatusForbidden, fmt.Sprintf("%q: files named .ht* are never served (as Apache's default configuration denies them)", base)}
 	}
@@ -521,7 +521,7 @@ func decideAccess(chain []*File, base string, req *Request) *denial {
 			continue
 		}
 		for _, s := range f.files {
-			if s.matches(base) {
+			if s.matches(base, b) {
 				layer(f, &s.access, s)
 			}
 		}

@@ -121,10 +121,10 @@ func aliasMatch(uri, alias string) int {
 // and query string query, or 0 if the line does not match it. A
 // RedirectMatch that denies and gives up on its step budget fails
 // closed: it matches.
-func (a *aliasRedirect) apply(uri, query string) (int, string) {
+func (a *aliasRedirect) apply(uri, query string, b *budget) (int, string) {
 	var loc string
 	if a.re != nil {
-		idx, err := a.re.find(uri)
+		idx, err := a.re.find(uri, b)
 		if err != nil && a.target == "" {
 			return a.status, ""
 		}

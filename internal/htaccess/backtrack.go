@@ -937,13 +937,21 @@ type btMatcher struct {
 	s     string
 	caps  []int
 	steps int
+	limit int
 	over  bool
 }
 
 // find returns the leftmost match as regexp.FindStringSubmatchIndex
-// does, nil if there is none, or errBudget.
-func (re *btRegexp) find(s string) ([]int, error) {
-	m := &btMatcher{s: s, caps: make([]int, 2*(re.ncap+1))}
+// does, nil if there is none, or errBudget if it needs more than limit
+// steps; and the steps it took.
+func (re *btRegexp) find(s string, limit int) (idx []int, steps int, err error) {
+	m := &btMatcher{s: s, caps: make([]int, 2*(re.ncap+1)), limit: limit}
+	idx, err = re.search(m)
+	return idx, m.steps, err
+}
+
+func (re *btRegexp) search(m *btMatcher) ([]int, error) {
+	s := m.s
 	for start := 0; start <= len(s); {
 		for i := range m.caps {
 			m.caps[i] = -1
@@ -968,7 +976,7 @@ func (re *btRegexp) find(s string) ([]int, error) {
 
 func (m *btMatcher) spend(n int) bool {
 	m.steps += n
-	if m.steps > btBudget {
+	if m.steps > m.limit {
 		m.over = true
 	}
 	return !m.over

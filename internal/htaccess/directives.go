@@ -214,7 +214,7 @@ func versionMatches(arg string) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		idx, _ := re.find(have)
+		idx, _ := re.find(have, nil)
 		return (idx != nil) != neg, nil
 	}
 	parts := strings.Split(want, ".")

@@ -32,15 +32,48 @@ func compileRegex(src string, fold bool) (*regex, error) {
 	return &regex{src: src, bt: bt}, nil
 }
 
+// requestBudget bounds the regular expression work of one request (see
+// budget): a million steps of the backtracking matcher is about 50 ms.
+const requestBudget = 1_000_000
+
+// A budget is what is left of a request's allowance of regular
+// expression work. A backtracking match spends its steps; an RE2 match,
+// which is linear, one step per 16 bytes of input; every rule that is
+// evaluated, one. A request that exhausts it fails with 500, so that no
+// .htaccess file, however written ([N] loops, thousands of rules, a
+// pattern that backtracks), holds a worker for long.
+type budget struct{ steps int }
+
+func newBudget() *budget { return &budget{steps: requestBudget} }
+
+func (b *budget) spend(n int) {
+	if b != nil {
+		b.steps -= n
+	}
+}
+
+func (b *budget) exhausted() bool { return b != nil && b.steps <= 0 }
+
 // find returns the submatch indices of the leftmost match in s, as
-// regexp.FindStringSubmatchIndex does, or nil. The error is errBudget
-// when the backtracking matcher gave up; callers decide whether that
-// counts as a match (a deny does: it fails closed) or not.
-func (r *regex) find(s string) ([]int, error) {
+// regexp.FindStringSubmatchIndex does, or nil, spending b (which may be
+// nil). The error is errBudget when the backtracking matcher gave up on
+// this match, or when b is exhausted; callers decide whether that counts
+// as a match (a deny does: it fails closed) or not.
+func (r *regex) find(s string, b *budget) ([]int, error) {
+	if b.exhausted() {
+		return nil, errBudget
+	}
 	if r.re != nil {
+		b.spend(len(s)/16 + 1)
 		return r.re.FindStringSubmatchIndex(s), nil
 	}
-	return r.bt.find(s)
+	limit := btBudget
+	if b != nil && b.steps < limit {
+		limit = b.steps
+	}
+	idx, used, err := r.bt.find(s, limit)
+	b.spend(used)
+	return idx, err
 }
 
 // captures turns submatch indices into the strings $0..$9 (or %0..%9):

@@ -60,7 +60,7 @@ func TestBacktrackPCRE(t *testing.T) {
 		if re.bt == nil {
 			t.Errorf("%q compiled with RE2: the test means the fallback", tt.pattern)
 		}
-		idx, err := re.find(tt.in)
+		idx, err := re.find(tt.in, nil)
 		if err != nil {
 			t.Errorf("%q on %q: %v", tt.pattern, tt.in, err)
 			continue
@@ -110,7 +110,7 @@ func TestBacktrackBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = re.find(strings.Repeat("a", 40) + "b")
+	_, err = re.find(strings.Repeat("a", 40)+"b", nil)
 	if !errors.Is(err, errBudget) {
 		t.Fatalf("err = %v, want errBudget", err)
 	}
@@ -160,7 +160,7 @@ func checkAgree(t *testing.T, pattern string, fold bool, inputs []string) {
 	}
 	for _, in := range inputs {
 		want := re.FindStringSubmatchIndex(in)
-		got, err := bt.find(in)
+		got, _, err := bt.find(in, btBudget)
 		if errors.Is(err, errBudget) {
 			continue
 		}
@@ -184,7 +184,7 @@ func FuzzBacktrack(f *testing.F) {
 		}
 		for _, fold := range []bool{false, true} {
 			if bt, err := compileBacktrack(pattern, fold); err == nil {
-				bt.find(in) // must not panic
+				bt.find(in, btBudget) // must not panic
 			}
 			checkAgreeOne(t, pattern, fold, in)
 		}
@@ -205,7 +205,7 @@ func checkAgreeOne(t *testing.T, pattern string, fold bool, in string) {
 		return // RE2 syntax we do not need (the fallback runs only on what RE2 refuses)
 	}
 	want := re.FindStringSubmatchIndex(in)
-	got, err := bt.find(in)
+	got, _, err := bt.find(in, btBudget)
 	if errors.Is(err, errBudget) {
 		return
 	}

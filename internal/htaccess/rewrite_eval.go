@@ -10,6 +10,8 @@ import (
 	"strings"
 )
 
+const tooMuchWork = "the .htaccess rules need too much work for this request"
+
 // maxNextRounds bounds the restarts of the N flag when it gives no count
 // (Apache 2.4's default is 32000; 1000 is plenty for real rules).
 const maxNextRounds = 1000
@@ -26,6 +28,7 @@ type rwCtx struct {
 	env      map[string]string
 	ruleRefs [10]string // $0..$9
 	condRefs [10]string // %0..%9
+	budget   *budget
 }
 
 // rewriteOutcome is what one pass of a directory's rules decided.
@@ -53,6 +56,10 @@ func (c *rwCtx) run(f *File, dir, base string) rewriteOutcome {
 	noescape := false
 	for i := 0; i < len(rules); i++ {
 		r := rules[i]
+		c.budget.spend(1)
+		if c.budget.exhausted() {
+			return rewriteOutcome{status: http.StatusInternalServerError, reason: tooMuchWork}
+		}
 		subject := c.filename + c.pathInfo
 		if !c.abs {
 			subject = strings.TrimPrefix(subject, dir)
@@ -165,7 +172,7 @@ func (c *rwCtx) matchRule(r *rewriteRule, subject string) bool {
 	if r.re == nil {
 		return true // a rule that denies, whose pattern cannot be compiled: fail closed
 	}
-	idx, err := r.re.find(subject)
+	idx, err := r.re.find(subject, c.budget)
 	if err != nil {
 		return r.denies()
 	}
@@ -210,7 +217,7 @@ func (c *rwCtx) evalCond(cond *rewriteCond, failClosed bool) bool {
 	var ok bool
 	switch cond.kind {
 	case condRegex:
-		idx, err := cond.re.find(s)
+		idx, err := cond.re.find(s, c.budget)
 		if err != nil {
 			return failClosed
 		}

@@ -411,3 +411,33 @@ func TestTemplate(t *testing.T) {
 		t.Errorf("parts %+v", tmpl)
 	}
 }
+
+// A pattern that backtracks catastrophically gives up on its match: a
+// rule that denies then denies, another does not match; and a request
+// whose rules spend the whole budget fails with 500.
+func TestRewriteBudget(t *testing.T) {
+	slow := `^(a+)+\1$`
+	tree := site(t, map[string]string{
+		"deny/.htaccess":  "RewriteEngine On\nRewriteRule " + slow + " - [F]\n",
+		"route/.htaccess": "RewriteEngine On\nRewriteRule " + slow + " /matched.php [L]\n",
+		"much/.htaccess":  "RewriteEngine On\n" + strings.Repeat("RewriteRule "+slow+" /matched.php [L]\n", 12),
+		"loop/.htaccess":  "RewriteEngine On\n" + strings.Repeat("RewriteRule ^x - \n", 500) + "RewriteRule ^x x [N=100000]\n",
+	})
+	in := "/" + strings.Repeat("a", 40) + "b"
+	checkResolve(t, tree, []rq{
+		{path: "/deny" + in, status: 403},
+		{path: "/route" + in, want: "/route" + in},
+		{path: "/much" + in, status: 500, reason: "too much work"},
+		{path: "/loop/x", status: 500, reason: "too much work"},
+	})
+}
+
+func TestSafeLocation(t *testing.T) {
+	tree := site(t, map[string]string{
+		".htaccess": "RewriteEngine On\nRewriteRule ^ne/([^/]*)$ /n/$1 [R,NE,L]\nRedirect 302 /r \"/x\ty\"\n",
+	})
+	checkResolve(t, tree, []rq{
+		{path: "/ne/a\r\nSet-Cookie: x", status: 302, location: "/n/a%0D%0ASet-Cookie:%20x"},
+		{path: "/r", status: 302, location: "/x%09y"},
+	})
+}

@@ -274,7 +274,12 @@ func (t *Tree) Access(req *Request) Result {
 	if fail != nil {
 		return *fail
 	}
-	if d := decideAccess(w.files(), w.base(), req); d != nil {
+	b := newBudget()
+	d := decideAccess(w.files(), w.base(), req, b)
+	if b.exhausted() {
+		return Result{Status: http.StatusInternalServerError, Reason: tooMuchWork}
+	}
+	if d != nil {
 		return Result{Status: d.status, Reason: d.reason}
 	}
 	return Result{Path: upath, Query: req.Query}
@@ -298,25 +303,33 @@ func (t *Tree) Resolve(req *Request) Result {
 	env := map[string]string{}
 	var redirectedFrom *Result // the URL and query before the last internal redirect
 	noRewrite := false
+	b := newBudget()
 	for pass := 0; ; pass++ {
 		w, fail := t.walk(uri)
 		if fail != nil {
 			return *fail
 		}
-		if d := decideAccess(w.files(), w.base(), req); d != nil {
+		d := decideAccess(w.files(), w.base(), req, b)
+		if b.exhausted() {
+			return Result{Status: http.StatusInternalServerError, Reason: tooMuchWork}
+		}
+		if d != nil {
 			return Result{Status: d.status, Reason: d.reason}
 		}
 		out := rewriteOutcome{query: query}
 		if !noRewrite {
-			out = t.rewrite(w, req, uri, query, env)
+			out = t.rewrite(w, req, uri, query, env, b)
 		}
 		if out.status == 0 {
-			if st, loc, why := t.alias(w, uri, out.query); st != 0 {
+			if st, loc, why := t.alias(w, uri, out.query, b); st != 0 {
 				out = rewriteOutcome{status: st, location: loc, reason: why}
 			}
 		}
+		if b.exhausted() {
+			return Result{Status: http.StatusInternalServerError, Reason: tooMuchWork}
+		}
 		if out.status != 0 {
-			return Result{Status: out.status, Location: out.location, Reason: out.reason}
+			return Result{Status: out.status, Location: safeLocation(out.location), Reason: out.reason}
 		}
 		if !out.changed {
 			res := Result{Path: uri, Query: queryEscape(out.query), Env: env}
@@ -353,7 +366,7 @@ func (t *Tree) Resolve(req *Request) Result {
 // path: those of the deepest file on it that has mod_rewrite directives
 // (its rules replace its parents'), with RewriteEngine and RewriteBase
 // inherited from above when it does not set them.
-func (t *Tree) rewrite(w *walked, req *Request, uri, query string, env map[string]string) rewriteOutcome {
+func (t *Tree) rewrite(w *walked, req *Request, uri, query string, env map[string]string, b *budget) rewriteOutcome {
 	var (
 		f         *File
 		dir, base string
@@ -380,25 +393,40 @@ func (t *Tree) rewrite(w *walked, req *Request, uri, query string, env map[strin
 		// Apache leaves it to mod_dir's redirect.
 		return rewriteOutcome{query: query}
 	}
-	c := &rwCtx{t: t, req: req, uri: uri, query: query, filename: w.filename, pathInfo: w.pathInfo, env: env}
+	c := &rwCtx{t: t, req: req, uri: uri, query: query, filename: w.filename, pathInfo: w.pathInfo, env: env, budget: b}
 	return c.run(f, dir, base)
 }
 
 // alias applies the Redirect and RedirectMatch lines of the files on
 // the walked path, the deepest file's first.
-func (t *Tree) alias(w *walked, uri, query string) (int, string, string) {
+func (t *Tree) alias(w *walked, uri, query string, b *budget) (int, string, string) {
 	for i := len(w.chain) - 1; i >= 0; i-- {
 		f := w.chain[i].file
 		if f == nil {
 			continue
 		}
 		for _, a := range f.redirects {
-			if st, loc := a.apply(uri, query); st != 0 {
+			if st, loc := a.apply(uri, query, b); st != 0 {
 				return st, loc, f.where(a.d)
 			}
 		}
 	}
 	return 0, "", ""
+}
+
+// safeLocation escapes what may never appear in a Location header, even
+// when a rule's NE flag or a Redirect's target leaves it raw: controls
+// and spaces.
+func safeLocation(loc string) string {
+	var b strings.Builder
+	for i := 0; i < len(loc); i++ {
+		if c := loc[i]; c <= ' ' || c == 0x7f {
+			fmt.Fprintf(&b, "%%%02X", c)
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 // queryEscape percent-encodes what must not appear raw in a query
