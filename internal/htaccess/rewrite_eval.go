@@ -56,7 +56,7 @@ func (c *rwCtx) run(f *File, dir, base string) rewriteOutcome {
 	noescape := false
 	for i := 0; i < len(rules); i++ {
 		r := rules[i]
-		c.budget.spend(1)
+		c.budget.spend(costRule)
 		if c.budget.exhausted() {
 			return rewriteOutcome{status: http.StatusInternalServerError, reason: tooMuchWork}
 		}
@@ -214,6 +214,7 @@ func (c *rwCtx) evalCond(cond *rewriteCond, failClosed bool) bool {
 		return failClosed
 	}
 	s, _ := c.expand(cond.test, nil)
+	c.budget.spend(costRule + len(s)/8)
 	var ok bool
 	switch cond.kind {
 	case condRegex:

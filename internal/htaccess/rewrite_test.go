@@ -420,7 +420,7 @@ func TestRewriteBudget(t *testing.T) {
 	tree := site(t, map[string]string{
 		"deny/.htaccess":  "RewriteEngine On\nRewriteRule " + slow + " - [F]\n",
 		"route/.htaccess": "RewriteEngine On\nRewriteRule " + slow + " /matched.php [L]\n",
-		"much/.htaccess":  "RewriteEngine On\n" + strings.Repeat("RewriteRule "+slow+" /matched.php [L]\n", 12),
+		"much/.htaccess":  "RewriteEngine On\n" + strings.Repeat("RewriteRule "+slow+" /matched.php [L]\n", 45),
 		"loop/.htaccess":  "RewriteEngine On\n" + strings.Repeat("RewriteRule ^x - \n", 500) + "RewriteRule ^x x [N=100000]\n",
 	})
 	in := "/" + strings.Repeat("a", 40) + "b"
