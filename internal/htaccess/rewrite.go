@@ -43,8 +43,9 @@ type ruleFlags struct {
 	status                           int // F (403), G (410), R=4xx/5xx
 	skip                             int
 	env                              []envFlag
-	escape                           bool   // B, BNP, BCTLS
+	escape                           bool   // B, BNP, BCTLS, BNE
 	escapeChars                      string // B=chars: only these
+	noEscapeChars                    string // BNE=chars: never these
 	escapeNoPlus                     bool   // BNP: space as %20
 	escapeCtls                       bool   // BCTLS: only controls and space
 }
@@ -413,7 +414,9 @@ func parseRuleFlags(s string) (parsedFlags, error) {
 			f.skip = n
 		case "unsafeallow3f":
 			f.unsafe3F = true
-		case "co", "cookie", "h", "handler", "p", "proxy", "t", "type", "bne":
+		case "bne":
+			f.escape, f.noEscapeChars = true, val
+		case "co", "cookie", "h", "handler", "p", "proxy", "t", "type":
 			ignored = append(ignored, item)
 		default:
 			return f, fmt.Errorf("unknown flag %q", item)

@@ -322,7 +322,7 @@ func (c *rwCtx) fileTest(op, p string) bool {
 // expand expands a template. It returns the offsets in the result of
 // the '?' characters that were literal in the template (rather than
 // from a back-reference or a variable). escape, if not nil, is applied
-// to $N (the B flag).
+// to back-references (the B flags).
 func (c *rwCtx) expand(t template, escape func(string) string) (string, []int) {
 	var b strings.Builder
 	var literalQ []int
@@ -342,7 +342,11 @@ func (c *rwCtx) expand(t template, escape func(string) string) (string, []int) {
 			}
 			b.WriteString(s)
 		case tmplCondRef:
-			b.WriteString(c.condRefs[part.n])
+			s := c.condRefs[part.n]
+			if escape != nil {
+				s = escape(s)
+			}
+			b.WriteString(s)
 		case tmplVar:
 			b.WriteString(c.variable(part.name))
 		}
@@ -542,7 +546,10 @@ func (r *rewriteRule) escaper() func(string) string {
 			case f.escapeChars != "":
 				esc = strings.IndexByte(f.escapeChars, c) >= 0
 			default:
-				esc = !(('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9') || c == '_')
+				esc = true
+			}
+			if strings.IndexByte(f.noEscapeChars, c) >= 0 || ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9') || c == '_' {
+				esc = false
 			}
 			switch {
 			case !esc:

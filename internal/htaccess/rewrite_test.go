@@ -23,6 +23,10 @@ RewriteRule ^dollar$ /target.php?v=\$5&w=100\% [L]
 RewriteRule ^space/(.*)$ /target.php?q=$1 [L]
 RewriteRule ^b/(.*)$ /target.php?q=$1 [B,L]
 RewriteRule ^bnp/(.*)$ /target.php?q=$1 [BNP,L]
+RewriteRule ^bne/(.*)$ /target.php?q=$1 [BNE=/,L]
+RewriteRule ^bctls/(.*)$ /target.php?q=$1 [BCTLS,L]
+RewriteCond %{QUERY_STRING} ^(.*)$
+RewriteRule ^bcond$ /target.php?q=%1 [B,L]
 `,
 		"target.php": "<?php",
 	})
@@ -40,6 +44,9 @@ RewriteRule ^bnp/(.*)$ /target.php?q=$1 [BNP,L]
 		{name: "spaces from a back-reference are escaped", path: "/space/a b\tc", want: "/target.php", wantQ: "q=a%20b%09c"},
 		{name: "B escapes the back-reference", path: "/b/a&b c/d", want: "/target.php", wantQ: "q=a%26b+c%2Fd"},
 		{name: "BNP escapes space as %20", path: "/bnp/a b", want: "/target.php", wantQ: "q=a%20b"},
+		{name: "BNE leaves its characters", path: "/bne/a b/c&d", want: "/target.php", wantQ: "q=a+b/c%26d"},
+		{name: "BCTLS escapes controls and space only", path: "/bctls/a b&c\x01", want: "/target.php", wantQ: "q=a+b&c%01"},
+		{name: "B escapes condition back-references too", path: "/bcond", query: "x&y", want: "/target.php", wantQ: "q=x%26y"},
 		{name: "the original query string is passed unchanged", path: "/keep", query: "a=%20&b=x y", want: "/target.php", wantQ: "a=%20&b=x%20y"},
 	})
 }
@@ -271,13 +278,14 @@ RewriteRule ^closed$ - [F]
 // RewriteBase are inherited.
 func TestRewriteInheritance(t *testing.T) {
 	tree := site(t, map[string]string{
-		".htaccess":         "RewriteEngine On\nRewriteRule ^(.*)\\.html$ /render.php?page=$1 [L]\n",
-		"plain/.htaccess":   "Options -Indexes\n",
-		"own/.htaccess":     "RewriteRule ^(.*)\\.html$ own.php?p=$1 [L]\n",
-		"off/.htaccess":     "RewriteEngine Off\n",
-		"base/.htaccess":    "RewriteBase /mapped/\nRewriteRule ^(.*)\\.html$ page.php?p=$1 [L]\n",
-		"norules/.htaccess": "RewriteEngine On\n",
-		"render.php":        "", "own/own.php": "", "mapped/page.php": "",
+		".htaccess":          "RewriteEngine On\nRewriteRule ^(.*)\\.html$ /render.php?page=$1 [L]\n",
+		"plain/.htaccess":    "Options -Indexes\n",
+		"own/.htaccess":      "RewriteRule ^(.*)\\.html$ own.php?p=$1 [L]\n",
+		"off/.htaccess":      "RewriteEngine Off\n",
+		"base/.htaccess":     "RewriteBase /mapped/\nRewriteRule ^(.*)\\.html$ page.php?p=$1 [L]\n",
+		"base/sub/.htaccess": "RewriteRule ^(.*)\\.html$ sub.php?p=$1 [L]\n",
+		"norules/.htaccess":  "RewriteEngine On\n",
+		"render.php":         "", "own/own.php": "", "mapped/page.php": "",
 	})
 	checkResolve(t, tree, []rq{
 		{path: "/a.html", want: "/render.php", wantQ: "page=a"},
@@ -286,6 +294,7 @@ func TestRewriteInheritance(t *testing.T) {
 		{path: "/own/own.php", want: "/own/own.php"},
 		{path: "/off/a.html", want: "/off/a.html"},
 		{name: "RewriteBase", path: "/base/a.html", want: "/mapped/page.php", wantQ: "p=a"},
+		{name: "RewriteBase is not inherited", path: "/base/sub/a.html", want: "/base/sub/sub.php", wantQ: "p=a"},
 		{name: "an empty rule set replaces the parent's", path: "/norules/a.html", want: "/norules/a.html"},
 	})
 }

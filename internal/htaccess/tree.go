@@ -364,8 +364,9 @@ func (t *Tree) Resolve(req *Request) Result {
 
 // rewrite runs one pass of the rewrite rules that apply to the walked
 // path: those of the deepest file on it that has mod_rewrite directives
-// (its rules replace its parents'), with RewriteEngine and RewriteBase
-// inherited from above when it does not set them.
+// (its rules replace its parents'), with RewriteEngine inherited from
+// above when it does not set it. RewriteBase is not inherited (Apache
+// inherits it only with RewriteOptions MergeBase).
 func (t *Tree) rewrite(w *walked, req *Request, uri, query string, env map[string]string, b *budget) rewriteOutcome {
 	var (
 		f         *File
@@ -381,9 +382,7 @@ func (t *Tree) rewrite(w *walked, req *Request, uri, query string, env map[strin
 		if rw.engineSet {
 			on = rw.engine
 		}
-		if rw.baseSet {
-			base = rw.base
-		}
+		base = rw.base
 	}
 	if f == nil || !on || len(f.rewrite.rules) == 0 {
 		return rewriteOutcome{query: query}
