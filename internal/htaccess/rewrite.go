@@ -43,18 +43,19 @@ type ruleFlags struct {
 	status                           int // F (403), G (410), R=4xx/5xx
 	skip                             int
 	env                              []envFlag
-	escape                           bool   // B, BNP, BCTLS, BNE
+	escape                           bool   // B, BCTLS (BNP and BNE modify them)
 	escapeChars                      string // B=chars: only these
 	noEscapeChars                    string // BNE=chars: never these
 	escapeNoPlus                     bool   // BNP: space as %20
 	escapeCtls                       bool   // BCTLS: only controls and space
 }
 
+// envFlag is an E= flag: "name:value", "name" (empty value) or "!name"
+// (unset), expanded as a whole before it is split at its first ':', as
+// mod_rewrite's do_expand_env does.
 type envFlag struct {
-	name  string
-	unset bool
-	raw   string
-	val   template
+	raw  string
+	tmpl template
 }
 
 type condKind uint8
@@ -199,7 +200,7 @@ func (p *parser) rewriteCond(n *node) *rewriteCond {
 			}
 		}
 	}
-	if w[0] == "expr" {
+	if strings.EqualFold(w[0], "expr") {
 		c.unevaluable = "RewriteCond expr is not evaluated by mpmd"
 		return c
 	}
@@ -214,11 +215,11 @@ func (p *parser) rewriteCond(n *node) *rewriteCond {
 		if pat == "-F" || pat == "-U" {
 			c.unevaluable = fmt.Sprintf("RewriteCond %s needs an Apache subrequest, which mpmd does not make", pat)
 		}
-	case len(pat) >= 3 && pat[0] == '-' && isIntOp(pat[1:3]):
+	case len(pat) >= 4 && pat[0] == '-' && isIntOp(pat[1:3]):
 		c.kind, c.op, c.arg = condInt, pat[1:3], strings.TrimSpace(pat[3:])
-	case strings.HasPrefix(pat, "<=") || strings.HasPrefix(pat, ">="):
+	case len(pat) >= 2 && (strings.HasPrefix(pat, "<=") || strings.HasPrefix(pat, ">=")):
 		c.kind, c.op, c.arg = condLex, pat[:2], pat[2:]
-	case strings.HasPrefix(pat, "<") || strings.HasPrefix(pat, ">") || strings.HasPrefix(pat, "="):
+	case len(pat) >= 2 && (strings.HasPrefix(pat, "<") || strings.HasPrefix(pat, ">") || strings.HasPrefix(pat, "=")):
 		c.kind, c.op, c.arg = condLex, pat[:1], pat[1:]
 		if c.op == "=" && c.arg == `""` {
 			c.arg = "" // =""  tests for the empty string
@@ -296,6 +297,11 @@ func (p *parser) rewriteRule(n *node) *rewriteRule {
 			r.unevaluable = why
 		}
 	}
+	if r.flags.escapeNoPlus || r.flags.noEscapeChars != "" {
+		if !r.flags.escape {
+			p.notApplied(n, "BNP and BNE modify B, which the rule does not have: they do nothing (as in Apache)")
+		}
+	}
 	for _, c := range r.conds {
 		if c.unevaluable != "" && r.unevaluable == "" {
 			r.unevaluable = fmt.Sprintf("its RewriteCond on line %d: %s", c.d.Line, c.unevaluable)
@@ -334,8 +340,8 @@ func parseRuleFlags(s string) (parsedFlags, error) {
 		switch strings.ToLower(key) {
 		case "b":
 			f.escape, f.escapeChars = true, val
-		case "bnp", "backrefnoplus":
-			f.escape, f.escapeNoPlus = true, true
+		case "bnp", "backrefnoplus": // modifies B
+			f.escapeNoPlus = true
 		case "bctls":
 			f.escape, f.escapeCtls = true, true
 		case "c", "chain":
@@ -346,12 +352,8 @@ func parseRuleFlags(s string) (parsedFlags, error) {
 			if !hasVal || val == "" {
 				return f, fmt.Errorf("flag %q needs a variable", item)
 			}
-			name, v, _ := strings.Cut(val, ":")
-			e := envFlag{name: name, raw: v}
-			if strings.HasPrefix(name, "!") {
-				e.name, e.unset = name[1:], true
-			}
-			e.val, _ = parseTemplate(v)
+			e := envFlag{raw: val}
+			e.tmpl, _ = parseTemplate(val)
 			f.env = append(f.env, e)
 		case "end":
 			f.end = true
@@ -374,9 +376,10 @@ func parseRuleFlags(s string) (parsedFlags, error) {
 			f.nocase = true
 		case "ne", "noescape":
 			f.noescape = true
-		case "ns", "nosubreq", "pt", "passthrough", "unsafeprefixstat":
+		case "ns", "nosubreq", "pt", "passthrough", "unsafeprefixstat", "unc":
 			// mpmd makes no subrequests; PT means nothing in .htaccess
-			// (Apache ignores it there too); no prefix stat is made.
+			// (Apache ignores it there too); no prefix stat is made;
+			// UNC paths are Windows's.
 		case "qsa", "qsappend":
 			f.qsa = true
 		case "qsd", "qsdiscard":
@@ -414,8 +417,11 @@ func parseRuleFlags(s string) (parsedFlags, error) {
 			f.skip = n
 		case "unsafeallow3f":
 			f.unsafe3F = true
-		case "bne":
-			f.escape, f.noEscapeChars = true, val
+		case "bne": // modifies B
+			if val == "" {
+				return f, fmt.Errorf("flag BNE needs the characters not to escape (BNE=...)")
+			}
+			f.noEscapeChars = val
 		case "co", "cookie", "h", "handler", "p", "proxy", "t", "type":
 			ignored = append(ignored, item)
 		default:

@@ -73,10 +73,11 @@ func (c *rwCtx) run(f *File, dir, base string) rewriteOutcome {
 			continue
 		}
 		for _, e := range r.flags.env {
-			if e.unset {
-				delete(c.env, e.name)
-			} else {
-				c.env[e.name], _ = c.expand(e.val, nil)
+			s, _ := c.expand(e.tmpl, nil)
+			if name, ok := strings.CutPrefix(s, "!"); ok {
+				delete(c.env, name)
+			} else if name, val, _ := strings.Cut(s, ":"); name != "" {
+				c.env[name] = val
 			}
 		}
 		if r.flags.status != 0 {
@@ -389,11 +390,6 @@ func (c *rwCtx) variable(name string) string {
 		return "http"
 	case "HTTPS":
 		if req.HTTPS {
-			return "on"
-		}
-		return "off"
-	case "HTTP2":
-		if strings.HasPrefix(req.proto(), "HTTP/2") {
 			return "on"
 		}
 		return "off"

@@ -22,8 +22,9 @@ RewriteRule ^last$ /target.php?x=?y=1 [QSL,L]
 RewriteRule ^dollar$ /target.php?v=\$5&w=100\% [L]
 RewriteRule ^space/(.*)$ /target.php?q=$1 [L]
 RewriteRule ^b/(.*)$ /target.php?q=$1 [B,L]
-RewriteRule ^bnp/(.*)$ /target.php?q=$1 [BNP,L]
-RewriteRule ^bne/(.*)$ /target.php?q=$1 [BNE=/,L]
+RewriteRule ^bnp/(.*)$ /target.php?q=$1 [B,BNP,L]
+RewriteRule ^bne/(.*)$ /target.php?q=$1 [B,BNE=/,L]
+RewriteRule ^bneonly/(.*)$ /target.php?q=$1 [BNE=/,L]
 RewriteRule ^bctls/(.*)$ /target.php?q=$1 [BCTLS,L]
 RewriteCond %{QUERY_STRING} ^(.*)$
 RewriteRule ^bcond$ /target.php?q=%1 [B,L]
@@ -45,6 +46,7 @@ RewriteRule ^bcond$ /target.php?q=%1 [B,L]
 		{name: "B escapes the back-reference", path: "/b/a&b c/d", want: "/target.php", wantQ: "q=a%26b+c%2Fd"},
 		{name: "BNP escapes space as %20", path: "/bnp/a b", want: "/target.php", wantQ: "q=a%20b"},
 		{name: "BNE leaves its characters", path: "/bne/a b/c&d", want: "/target.php", wantQ: "q=a+b/c%26d"},
+		{name: "BNE without B escapes nothing", path: "/bneonly/a&b", want: "/target.php", wantQ: "q=a&b"},
 		{name: "BCTLS escapes controls and space only", path: "/bctls/a b&c\x01", want: "/target.php", wantQ: "q=a+b&c%01"},
 		{name: "B escapes condition back-references too", path: "/bcond", query: "x&y", want: "/target.php", wantQ: "q=x%26y"},
 		{name: "the original query string is passed unchanged", path: "/keep", query: "a=%20&b=x y", want: "/target.php", wantQ: "a=%20&b=x%20y"},
@@ -158,6 +160,7 @@ func TestRewriteEnv(t *testing.T) {
 		".htaccess": `RewriteEngine On
 RewriteRule ^ - [E=FOO:bar,E=GONE:1]
 RewriteRule ^ - [E=!GONE]
+RewriteRule ^(n)ame$ - [E=DYN_$1:a:b,E=EMPTY]
 RewriteCond %{ENV:FOO} =bar
 RewriteCond %{ENV:REDIRECT_STATUS} =""
 RewriteRule ^env$ /env.php?foo=%{ENV:FOO} [L]
@@ -170,6 +173,8 @@ RewriteRule ^env$ /env.php?foo=%{ENV:FOO} [L]
 			"GONE": "<unset>", "REDIRECT_GONE": "<unset>", "REDIRECT_QUERY_STRING": "<unset>",
 		}},
 		{path: "/other", want: "/other", env: map[string]string{"FOO": "bar", "REDIRECT_STATUS": "<unset>"}},
+		{name: "the name is expanded too; the value is after the first colon", path: "/name", want: "/name",
+			env: map[string]string{"DYN_n": "a:b", "EMPTY": ""}},
 	})
 }
 
@@ -342,6 +347,8 @@ RewriteCond %{DOCUMENT_ROOT}/cache%{REQUEST_URI}.html -f
 RewriteRule ^ /cache%{REQUEST_URI}.html [L]
 RewriteCond %{REQUEST_FILENAME} -x
 RewriteRule ^ /exec.php [L]
+RewriteCond %{http_host} ^$
+RewriteRule ^lower$ /lower.php [L]
 RewriteCond %{REMOTE_ADDR}:%{REMOTE_PORT}:%{SERVER_PORT}:%{SERVER_NAME}:%{REQUEST_SCHEME}:%{REQUEST_METHOD} ^(.*)$
 RewriteRule ^vars$ /vars.php?v=%1 [L]
 `)},
@@ -366,6 +373,7 @@ RewriteRule ^vars$ /vars.php?v=%1 [L]
 		{path: "/link", want: "/link.php"},
 		{path: "/pages/home", want: "/cache/pages/home.html"},
 		{path: "/run", want: "/exec.php"},
+		{name: "variable names are case-sensitive, as in Apache", path: "/lower", want: "/lower.php"},
 		{path: "/vars", remote: "192.0.2.1:5555", https: true, want: "/vars.php", wantQ: "v=192.0.2.1:5555:443:example.com:https:GET"},
 	})
 }
@@ -416,7 +424,7 @@ func TestTemplate(t *testing.T) {
 			t.Fatalf("parts %+v", tmpl)
 		}
 	}
-	if tmpl[0].lit != "a$1" || tmpl[4].name != "ENV:x" || tmpl[5].name != "HTTP:X-Y" || tmpl[6].name != "UNKNOWN" || tmpl[7].lit != "%{open" {
+	if tmpl[0].lit != "a$1" || tmpl[4].name != "ENV:x" || tmpl[5].name != "HTTP:X-Y" || tmpl[6].name != "unknown" || tmpl[7].lit != "%{open" {
 		t.Errorf("parts %+v", tmpl)
 	}
 }

@@ -22,7 +22,7 @@ type tmplPart struct {
 	kind tmplKind
 	lit  string
 	n    int
-	name string // tmplVar: upper case, "ENV:name" and "HTTP:Name" keep their argument's case
+	name string // tmplVar: as written, but "ENV:", "HTTP:" (in any case) upper case
 }
 
 // The variables that mpmd provides. Apache gives the empty string for a
@@ -36,7 +36,7 @@ var rewriteVars = map[string]bool{
 	"SERVER_NAME": true, "SERVER_PORT": true, "SERVER_PROTOCOL": true, "SERVER_SOFTWARE": true,
 	"DOCUMENT_ROOT": true, "CONTEXT_DOCUMENT_ROOT": true, "CONTEXT_PREFIX": true,
 	"REMOTE_ADDR": true, "REMOTE_HOST": true, "REMOTE_PORT": true, "CONN_REMOTE_ADDR": true,
-	"REMOTE_USER": true, "AUTH_TYPE": true, "IS_SUBREQ": true, "IPV6": true, "HTTP2": true,
+	"REMOTE_USER": true, "AUTH_TYPE": true, "IS_SUBREQ": true, "IPV6": true,
 }
 
 // Variables Apache has and mpmd does not: a rule that uses one is not
@@ -131,7 +131,7 @@ func variableName(inner string) (name, unsupported string) {
 			return p + ":" + arg, "%{" + inner + "} is not available in mpmd"
 		}
 	}
-	name = strings.ToUpper(inner)
+	name = inner // case-sensitive, as in Apache: %{http_host} is empty
 	if unsupportedVars[name] {
 		return name, "%{" + inner + "} is not available in mpmd"
 	}
