@@ -173,8 +173,8 @@ func (p *parser) require(n *node, sc scope) {
 		p.errorf(n.line, "unknown authorization provider %q", w[0])
 		return
 	}
-	if leaf.negate && (sc.authz == nil || sc.authz.kind == authzAny) {
-		p.errorf(n.line, "a negated Require has no effect outside <RequireAll> or <RequireNone>")
+	if leaf.negate && (sc.authz == nil || sc.authz.kind != authzAll) {
+		p.errorf(n.line, "a negated Require has no effect outside <RequireAll>")
 		return
 	}
 	p.addAuthz(leaf, sc)
@@ -199,7 +199,11 @@ func (p *parser) requireSection(n *node, sc scope) {
 		return // its Require lines made the file fail closed
 	}
 	if len(c.children) == 0 {
-		p.errorf(n.line, "<%s> holds no Require", n.name)
+		p.notApplied(n, "holds no Require: ignored, as Apache ignores it")
+		return
+	}
+	if c.kind == authzNone && (sc.authz == nil || sc.authz.kind != authzAll) {
+		p.errorf(n.line, "<RequireNone> has no effect outside <RequireAll>")
 		return
 	}
 	p.addAuthz(c, sc)
@@ -279,59 +283,79 @@ func (p *parser) compat(n *node, sc scope) {
 	c.compat = append(c.compat, r)
 }
 
-// forMethod returns the layer's directives that apply to method: those
-// outside <Limit>, and those in a <Limit> that names it. A layer counts
-// for a method only through these: a file whose only Require is inside
-// <Limit POST> leaves a GET request to its parent's Require. (Apache
-// would instead let the file replace its parent's configuration and
-// then skip the limited lines; this way never grants more than the
-// parent does.)
-func (c *accessConf) forMethod(method string) ([]*authzNode, []*compatRule) {
-	var az []*authzNode
-	for _, n := range c.authz {
-		if n.limit.has(method) {
-			az = append(az, n)
+// applies reports whether a Require line or section is limited to
+// methods that include method: a line by its <Limit>, a section by its
+// lines (as mod_authz_core ORs its children's limits into a section).
+func (n *authzNode) applies(method string) bool {
+	if n.kind == authzLeaf {
+		return n.limit.has(method)
+	}
+	for _, c := range n.children {
+		if c.applies(method) {
+			return true
 		}
 	}
-	var cr []*compatRule
-	for _, r := range c.compat {
-		if r.limit.has(method) {
-			cr = append(cr, r)
-		}
-	}
-	return az, cr
+	return false
 }
 
-// eval evaluates a Require line or section as mod_authz_core does; the
-// node returned is the line behind a result that is not a grant.
-func (n *authzNode) eval(req *Request) (authzResult, *authzNode) {
-	var res authzResult
-	culprit := n
+// evalAuthz evaluates a layer's Require lines as mod_authz_core's
+// authorize_user_core does: as an implicit <RequireAny> under an AND.
+// So lines none of which applies to the request's method grant it.
+func evalAuthz(top []*authzNode, req *Request) (authzResult, *authzNode) {
+	root := &authzNode{kind: authzAny, children: top}
+	return root.eval(req, true)
+}
+
+// eval is mod_authz_core's apply_authz_sections: a line or section not
+// limited to the request's method is granted under an AND parent and
+// neutral under an OR one; a section combines its children as AND
+// (<RequireAll>) or OR (<RequireAny>, and <RequireNone>, which is a
+// negated OR); a negation turns a grant into a denial and a denial into
+// neutral. The node returned is the line behind a result that is not a
+// grant.
+func (n *authzNode) eval(req *Request, parentAnd bool) (authzResult, *authzNode) {
+	if !n.applies(req.method()) {
+		if parentAnd {
+			return authzGranted, nil
+		}
+		return authzNeutral, nil
+	}
+	res, culprit := authzNeutral, n
 	switch n.kind {
 	case authzLeaf:
 		res = n.evalLeaf(req)
-	default:
-		var kids []*authzNode
-		for _, c := range n.children {
-			if c.limit.has(req.method()) {
-				kids = append(kids, c)
-			}
-		}
-		switch n.kind {
-		case authzAll:
-			res, culprit = evalAll(kids, req)
-		case authzAny, authzNone:
-			res, culprit = evalAny(kids, req)
-		}
-		if n.kind == authzNone {
-			res = negateAuthz(res)
-			if res != authzGranted {
-				culprit = n
-			}
+	case authzAll:
+		res, culprit = combineAuthz(n.children, req, true)
+	default: // authzAny, authzNone
+		res, culprit = combineAuthz(n.children, req, false)
+	}
+	if n.negate || n.kind == authzNone {
+		if res = negateAuthz(res); res != authzGranted {
+			culprit = n
 		}
 	}
-	if n.negate {
-		res = negateAuthz(res)
+	if culprit == nil {
+		culprit = n
+	}
+	return res, culprit
+}
+
+func combineAuthz(kids []*authzNode, req *Request, and bool) (authzResult, *authzNode) {
+	res := authzNeutral
+	var culprit *authzNode
+	for _, c := range kids {
+		r, why := c.eval(req, and)
+		switch {
+		case r == authzNeutral:
+		case and && r == authzDenied:
+			return r, why
+		case !and && r == authzGranted:
+			return r, nil
+		case res == authzNeutral,
+			and && r == authzDeniedNoUser && res != authzDenied,
+			!and && r == authzDeniedNoUser && res == authzDenied:
+			res, culprit = r, why
+		}
 	}
 	return res, culprit
 }
@@ -345,49 +369,6 @@ func negateAuthz(r authzResult) authzResult {
 		return authzNeutral
 	}
 	return r
-}
-
-func evalAll(kids []*authzNode, req *Request) (authzResult, *authzNode) {
-	res := authzNeutral
-	var culprit *authzNode
-	for _, c := range kids {
-		r, why := c.eval(req)
-		switch r {
-		case authzDenied, authzDeniedNoUser:
-			return r, why
-		case authzGranted:
-			res = authzGranted
-		default:
-			culprit = why
-		}
-	}
-	if res != authzGranted && culprit == nil && len(kids) > 0 {
-		culprit = kids[0]
-	}
-	return res, culprit
-}
-
-func evalAny(kids []*authzNode, req *Request) (authzResult, *authzNode) {
-	res := authzNeutral
-	var culprit *authzNode
-	for _, c := range kids {
-		r, why := c.eval(req)
-		switch r {
-		case authzGranted:
-			return r, nil
-		case authzDeniedNoUser:
-			res, culprit = r, why
-		case authzDenied:
-			if res != authzDeniedNoUser {
-				res, culprit = r, why
-			}
-		default:
-			if culprit == nil {
-				culprit = why
-			}
-		}
-	}
-	return res, culprit
 }
 
 func (n *authzNode) evalLeaf(req *Request) authzResult {
@@ -420,13 +401,18 @@ func (n *authzNode) evalLeaf(req *Request) authzResult {
 	return authzDenied
 }
 
-// evalCompat evaluates Order, Allow, Deny (and reads Satisfy) as
-// mod_access_compat does. Without rules, it allows.
+// evalCompat evaluates Order, Allow and Deny (and reads Satisfy) as
+// mod_access_compat's check_dir_access does, for the request's method:
+// each line inside a <Limit> counts for its methods only. Without
+// lines for the method, it allows (the default order is deny,allow).
 func evalCompat(rules []*compatRule, req *Request) (allowed, satisfyAny bool, culprit *compatRule) {
 	order := denyAllow
 	var allowHit, denyHit, orderRule *compatRule
-	addr := req.Remote.Addr()
+	addr, method := req.Remote.Addr(), req.method()
 	for _, r := range rules {
+		if !r.limit.has(method) {
+			continue
+		}
 		switch r.kind {
 		case compatOrder:
 			order, orderRule = r.order, r
@@ -496,13 +482,16 @@ func decideAccess(chain []*File, base string, req *Request, b *budget) *denial {
 		authzAt, compatAt layerSource
 		compatRules       []*compatRule
 	)
+	// A layer with any Require replaces the Require lines before it,
+	// whatever their methods (AuthMerging Off, the default); one with
+	// any Order, Allow, Deny or Satisfy replaces those (mod_access_compat
+	// has no merge function).
 	layer := func(f *File, c *accessConf, s *filesSection) {
-		az, cr := c.forMethod(req.method())
-		if len(az) > 0 {
-			authz, authzAt = az, layerSource{f, s}
+		if len(c.authz) > 0 {
+			authz, authzAt = c.authz, layerSource{f, s}
 		}
-		if len(cr) > 0 {
-			compatRules, compatAt = cr, layerSource{f, s}
+		if len(c.compat) > 0 {
+			compatRules, compatAt = c.compat, layerSource{f, s}
 		}
 	}
 	for _, f := range chain {
@@ -530,7 +519,7 @@ func decideAccess(chain []*File, base string, req *Request, b *budget) *denial {
 	compatOK, satisfyAny, compatWhy := evalCompat(compatRules, req)
 	authzRes, authzWhy := authzGranted, (*authzNode)(nil)
 	if authz != nil {
-		authzRes, authzWhy = (&authzNode{kind: authzAny, children: authz}).eval(req)
+		authzRes, authzWhy = evalAuthz(authz, req)
 	}
 	granted := authzRes == authzGranted
 	if (satisfyAny && (compatOK || granted)) || (compatOK && granted) {

@@ -239,6 +239,32 @@ func TestAccess(t *testing.T) {
 			},
 		},
 		{
+			// mod_authz_core: a file's Require lines replace its
+			// parent's whatever their methods, and lines limited to
+			// other methods grant (apply_authz_sections under the
+			// top-level AND). mod_access_compat: same replacement, and
+			// no line for the method allows.
+			name: "Limit replaces the parent's configuration for every method",
+			files: map[string]string{
+				"r/.htaccess":    "Require all denied\n",
+				"r/w/.htaccess":  "<Limit POST>\nRequire all denied\n</Limit>\n",
+				"d/.htaccess":    "Deny from all\n",
+				"d/w/.htaccess":  "<Limit POST>\nDeny from all\n</Limit>\n",
+				"any/.htaccess":  "Require all granted\n<Limit DELETE>\nRequire all denied\n</Limit>\n",
+				"none/.htaccess": "<RequireAll>\nRequire all granted\n<RequireNone>\nRequire ip 203.0.113.0/24\nRequire method TRACE\n</RequireNone>\n</RequireAll>\n",
+				"r/e/.htaccess":  "<RequireAll>\n</RequireAll>\n",
+				"r/w/x":          "", "d/w/x": "", "any/x": "", "none/x": "", "r/e/x": "",
+			},
+			reqs: []rq{
+				{path: "/r/w/x", method: "GET", want: "/r/w/x"}, {path: "/r/w/x", method: "POST", status: 403},
+				{path: "/d/w/x", method: "GET", want: "/d/w/x"}, {path: "/d/w/x", method: "POST", status: 403},
+				{name: "a grant for all methods wins in the implicit RequireAny", path: "/any/x", method: "DELETE", want: "/any/x"},
+				{path: "/none/x", remote: lan, want: "/none/x"}, {path: "/none/x", remote: outside, status: 403},
+				{path: "/none/x", method: "TRACE", remote: lan, status: 403},
+				{name: "an empty RequireAll is ignored, so the root's denial stands", path: "/r/e/x", status: 403},
+			},
+		},
+		{
 			name: "Require host and Allow from a host name never grant",
 			files: map[string]string{
 				"h/.htaccess": "Require host example.com\n",
