@@ -215,7 +215,7 @@ func (p *parser) compat(n *node, sc scope) {
 		return
 	}
 	if sc.authz != nil {
-		p.notApplied(n, fmt.Sprintf("only Require belongs inside <%s>", sc.authz.d.Text))
+		p.notApplied(n, fmt.Sprintf("only Require belongs inside %s", sc.authz.d.Text))
 		return
 	}
 	r := &compatRule{d: n.directive(), limit: sc.limit}

@@ -104,13 +104,12 @@ func absentModuleHint(name string) string {
 func (p *parser) section(n *node, sc scope) {
 	switch strings.ToLower(n.name) {
 	case "ifmodule":
-		arg := strings.TrimSpace(n.args)
-		neg := strings.HasPrefix(arg, "!")
-		mod := strings.TrimSpace(strings.TrimPrefix(arg, "!"))
-		if mod == "" || len(words(arg)) != 1 {
+		w := words(n.args)
+		if len(w) != 1 || strings.TrimPrefix(w[0], "!") == "" {
 			p.errorf(n.line, "<IfModule> takes one module name")
 			return
 		}
+		mod, neg := strings.CutPrefix(w[0], "!")
 		present := modulePresent(mod)
 		if present != neg {
 			p.interpret(n, sc)
@@ -318,7 +317,7 @@ func (p *parser) directive(n *node, sc scope) {
 		return
 	}
 	if sc.authz != nil {
-		p.notApplied(n, fmt.Sprintf("only Require belongs inside <%s>", sc.authz.d.Text))
+		p.notApplied(n, fmt.Sprintf("only Require belongs inside %s", sc.authz.d.Text))
 		return
 	}
 	if why, ok := notAppliedWhy[name]; ok {

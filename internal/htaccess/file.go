@@ -88,6 +88,7 @@ func Parse(name string, data []byte) (*File, error) {
 	root := p.build(logicalLines(string(data)))
 	p.interpret(root, scope{})
 	p.finish()
+	slices.SortStableFunc(p.f.NotApplied, func(a, b Directive) int { return a.Line - b.Line })
 	if len(p.errs) > 0 {
 		slices.SortStableFunc(p.errs, func(a, b error) int {
 			return a.(*SyntaxError).Line - b.(*SyntaxError).Line
@@ -186,34 +187,37 @@ func (p *parser) build(lines []logicalLine) *node {
 		n := &node{line: l.n, text: l.text}
 		if strings.HasPrefix(l.text, "<") {
 			body, ok := strings.CutSuffix(l.text[1:], ">")
-			name, args, _ := strings.Cut(body, " ")
-			if i := strings.IndexAny(body, " \t"); i >= 0 {
-				name, args = body[:i], body[i+1:]
-			}
-			if !ok {
-				p.errorf(l.n, "<%s> lacks its closing '>'", name)
-				continue
-			}
-			n.section, n.name, n.args = true, name, strings.TrimSpace(args)
+			n.section = true
+			n.name, n.args = splitName(body)
 			if n.name == "" {
 				p.errorf(l.n, "%q: a section needs a name", l.text)
 				continue
+			}
+			if !ok {
+				// Still a section, so that its closing tag is not a
+				// second error.
+				p.errorf(l.n, "<%s> lacks its closing '>'", n.name)
 			}
 			top.children = append(top.children, n)
 			stack = append(stack, n)
 			continue
 		}
-		name, args := l.text, ""
-		if i := strings.IndexAny(l.text, " \t"); i >= 0 {
-			name, args = l.text[:i], strings.TrimLeft(l.text[i+1:], " \t")
-		}
-		n.name, n.args = name, args
+		n.name, n.args = splitName(l.text)
 		top.children = append(top.children, n)
 	}
 	for i := len(stack) - 1; i > 0; i-- {
 		p.errorf(stack[i].line, "<%s> is not closed", stack[i].name)
 	}
 	return root
+}
+
+// splitName splits a line (or a section tag's inside) into its first
+// word and the rest.
+func splitName(s string) (name, args string) {
+	if i := strings.IndexAny(s, " \t"); i >= 0 {
+		return s[:i], strings.Trim(s[i+1:], " \t")
+	}
+	return s, ""
 }
 
 // words splits arguments as Apache's ap_getword_conf does: white space

@@ -19,7 +19,7 @@ func TestParseErrors(t *testing.T) {
 		{"two unclosed", "<Files a>\n<IfModule x>\n", []int{1, 2}, "not closed"},
 		{"stray close", "Require all denied\n</Files>\n", []int{2}, "without an opening"},
 		{"mismatched close", "<Files a>\n<IfModule x>\n</Files>\n", []int{3}, "(opened at line 2) was expected"},
-		{"no closing bracket", "<IfModule mod_rewrite.c\n</IfModule>\n", []int{1, 2}, "lacks its closing '>'"},
+		{"no closing bracket", "<IfModule mod_rewrite.c\n</IfModule>\n", []int{1}, "lacks its closing '>'"},
 		{"Directory is server-only", "<Directory /var/www>\n</Directory>\n", []int{1}, "not allowed in .htaccess"},
 		{"unknown section", "<Frobnicate>\n</Frobnicate>\n", []int{1}, "unknown section"},
 		{"Require without provider", "Require\n", []int{1}, "needs a provider"},
@@ -125,6 +125,9 @@ Header set X-Frame-Options "SAMEORIGIN"
 Frobnicate yes
 RewriteOptions inherit
 RewriteCond %{HTTPS} off
+<IfModule "mod_rewrite.c">
+RewriteEngine On
+</IfModule>
 `
 	f, err := Parse("site/.htaccess", []byte(input))
 	if err != nil {
@@ -150,6 +153,9 @@ RewriteCond %{HTTPS} off
 		{21, "RewriteOptions inherit", "RewriteOptions"},
 		{22, "RewriteCond %{HTTPS} off", "without a RewriteRule"},
 	}
+	if !f.rewrite.engine {
+		t.Error(`<IfModule "mod_rewrite.c"> (quoted) was not applied`)
+	}
 	if len(f.NotApplied) != len(want) {
 		t.Errorf("%d reports, want %d:", len(f.NotApplied), len(want))
 		for _, d := range f.NotApplied {
@@ -164,6 +170,21 @@ RewriteCond %{HTTPS} off
 		if d.Line != w.line || d.Text != w.text || !strings.Contains(d.Why, w.why) {
 			t.Errorf("report %d = %v, want line %d %q (%q)", i, d, w.line, w.text, w.why)
 		}
+	}
+}
+
+// Reports come in line order, even those made at the end of the file.
+func TestNotAppliedOrder(t *testing.T) {
+	f, err := Parse("x", []byte("RewriteCond %{HTTPS} on\nRewriteRule ^ - [F,T=x]\nRewriteCond %{HTTPS} off\nOptions None\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []int
+	for _, d := range f.NotApplied {
+		lines = append(lines, d.Line)
+	}
+	if !slices.Equal(lines, []int{2, 3, 4}) {
+		t.Errorf("lines %v, want [2 3 4]: %v", lines, f.NotApplied)
 	}
 }
 

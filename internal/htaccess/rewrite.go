@@ -11,7 +11,6 @@ type rewriteConf struct {
 	present   bool // the file has a mod_rewrite directive: its rules replace its parent's
 	engineSet bool
 	engine    bool
-	baseSet   bool
 	base      string // RewriteBase, ending in '/'
 	rules     []*rewriteRule
 }
@@ -127,7 +126,7 @@ func (p *parser) rewriteDirective(n *node, sc scope) {
 		case sc.limit != nil:
 			where = "<Limit>"
 		case sc.authz != nil:
-			where = "<" + sc.authz.d.Text + ">"
+			where = sc.authz.d.Text
 		}
 		if name == "rewriterule" && sc.unknown != nil {
 			if w := rewriteArgs(n.args); len(w) == 3 {
@@ -155,7 +154,7 @@ func (p *parser) rewriteDirective(n *node, sc scope) {
 			p.errorf(n.line, "RewriteBase takes a URL path that starts with '/'")
 			return
 		}
-		rw.baseSet, rw.base = true, w[0]
+		rw.base = w[0]
 		if !strings.HasSuffix(rw.base, "/") {
 			rw.base += "/"
 		}

@@ -12,9 +12,9 @@ import (
 
 const tooMuchWork = "the .htaccess rules need too much work for this request"
 
-// maxNextRounds bounds the restarts of the N flag when it gives no count
-// (Apache 2.4's default is 32000; 1000 is plenty for real rules).
-const maxNextRounds = 1000
+// maxNextRounds bounds the rounds of the N flag when it gives no count,
+// as Apache's REWRITE_MAX_ROUNDS.
+const maxNextRounds = 10000
 
 // rwCtx is the state of one rewriting pass over one request.
 type rwCtx struct {
@@ -51,9 +51,8 @@ type rewriteOutcome struct {
 // as a new pass.
 func (c *rwCtx) run(f *File, dir, base string) rewriteOutcome {
 	rules := f.rewrite.rules
-	origFilename, origQuery := c.filename, c.query
-	changed, end, redirect, rounds := false, false, 0, 0
-	noescape := false
+	st := runState{origFilename: c.filename, origQuery: c.query}
+	round := 1
 	for i := 0; i < len(rules); i++ {
 		r := rules[i]
 		c.budget.spend(costRule)
@@ -72,66 +71,89 @@ func (c *rwCtx) run(f *File, dir, base string) rewriteOutcome {
 			}
 			continue
 		}
-		for _, e := range r.flags.env {
-			s, _ := c.expand(e.tmpl, nil)
-			if name, ok := strings.CutPrefix(s, "!"); ok {
-				delete(c.env, name)
-			} else if name, val, _ := strings.Cut(s, ":"); name != "" {
-				c.env[name] = val
-			}
-		}
-		if r.flags.status != 0 {
-			return rewriteOutcome{status: r.flags.status, reason: f.where(r.d)}
-		}
-		if !r.dash {
-			s, literalQ := c.expand(r.subst, r.escaper())
-			p, q, ok := splitQuery(s, literalQ, r.flags, c.query)
-			if !ok {
-				return rewriteOutcome{status: http.StatusForbidden, reason: f.where(r.d) + ": a '?' from a back-reference or variable would split the rewritten URL (Apache 2.4.60 and later refuse it too; flag UnsafeAllow3F allows it)"}
-			}
-			c.query = q
-			switch {
-			case isAbsoluteURL(p):
-				c.filename, c.abs = p, true
-				if redirect == 0 {
-					redirect = http.StatusFound // an absolute URL is always an external redirect
-				}
-			case strings.HasPrefix(p, "/"):
-				c.filename, c.abs = p, true
-			default:
-				c.filename, c.abs = dir+p, false
-			}
-			if r.flags.dpi {
-				c.pathInfo = ""
-			}
-			changed = true
-			if r.flags.redirect != 0 {
-				redirect = r.flags.redirect
-			}
-			noescape = noescape || r.flags.noescape
+		if out, stop := c.apply(f, r, dir, &st); stop {
+			return out
 		}
 		if r.flags.end {
-			end = true
+			st.end = true
 			break
 		}
 		if r.flags.last {
 			break
 		}
 		if r.flags.next {
-			rounds++
 			limit := r.flags.nextMax
 			if limit == 0 {
 				limit = maxNextRounds
 			}
-			if rounds > limit {
-				return rewriteOutcome{status: http.StatusInternalServerError, reason: fmt.Sprintf("%s: the N flag restarted the rules more than %d times", f.where(r.d), limit)}
+			if round++; round >= limit {
+				return rewriteOutcome{status: http.StatusInternalServerError, reason: fmt.Sprintf("%s: the N flag reached its limit of %d rounds", f.where(r.d), limit)}
 			}
 			i = -1
 			continue
 		}
 		i += r.flags.skip
 	}
-	if !changed {
+	return c.outcome(dir, base, &st)
+}
+
+// runState is what a pass's rules have done so far.
+type runState struct {
+	origFilename, origQuery string
+	changed, end, noescape  bool
+	redirect                int // the status of a pending redirect
+	redirectRule            Directive
+}
+
+// apply applies a rule that matched: its E= flags, then its status or
+// its substitution. stop is true when the rule ends the pass with out.
+func (c *rwCtx) apply(f *File, r *rewriteRule, dir string, st *runState) (out rewriteOutcome, stop bool) {
+	for _, e := range r.flags.env {
+		s, _ := c.expand(e.tmpl, nil)
+		if name, ok := strings.CutPrefix(s, "!"); ok {
+			delete(c.env, name)
+		} else if name, val, _ := strings.Cut(s, ":"); name != "" {
+			c.env[name] = val
+		}
+	}
+	if r.flags.status != 0 {
+		return rewriteOutcome{status: r.flags.status, reason: f.where(r.d)}, true
+	}
+	if r.dash {
+		return rewriteOutcome{}, false
+	}
+	s, literalQ := c.expand(r.subst, r.escaper())
+	p, q, ok := splitQuery(s, literalQ, r.flags, c.query)
+	if !ok {
+		return rewriteOutcome{status: http.StatusForbidden, reason: f.where(r.d) + ": a '?' from a back-reference or variable would split the rewritten URL (Apache 2.4.60 and later refuse it too; flag UnsafeAllow3F allows it)"}, true
+	}
+	c.query = q
+	switch {
+	case isAbsoluteURL(p):
+		c.filename, c.abs = p, true
+		if st.redirect == 0 { // an absolute URL is always an external redirect
+			st.redirect, st.redirectRule = http.StatusFound, r.d
+		}
+	case strings.HasPrefix(p, "/"):
+		c.filename, c.abs = p, true
+	default:
+		c.filename, c.abs = dir+p, false
+	}
+	if r.flags.dpi {
+		c.pathInfo = ""
+	}
+	st.changed = true
+	if r.flags.redirect != 0 {
+		st.redirect, st.redirectRule = r.flags.redirect, r.d
+	}
+	st.noescape = st.noescape || r.flags.noescape
+	return rewriteOutcome{}, false
+}
+
+// outcome turns what the rules did into a redirect, an internal
+// redirect, or nothing.
+func (c *rwCtx) outcome(dir, base string, st *runState) rewriteOutcome {
+	if !st.changed {
 		return rewriteOutcome{query: c.query}
 	}
 	url := c.filename
@@ -142,26 +164,26 @@ func (c *rwCtx) run(f *File, dir, base string) rewriteOutcome {
 			url = base + rest
 		}
 	}
-	if redirect != 0 {
+	if st.redirect != 0 {
 		loc := url
-		if !noescape {
+		if !st.noescape {
 			loc = escapeLocation(loc)
 		}
 		if c.query != "" {
-			if noescape || c.query == origQuery {
+			if st.noescape || c.query == st.origQuery {
 				loc += "?" + c.query
 			} else {
 				loc += "?" + apEscape(c.query)
 			}
 		}
-		return rewriteOutcome{status: redirect, location: loc, reason: f.Name + ": redirect"}
+		return rewriteOutcome{status: st.redirect, location: loc, reason: fmt.Sprintf("line %d: %s", st.redirectRule.Line, st.redirectRule.Text)}
 	}
-	if !c.abs && c.filename == origFilename {
+	if !c.abs && c.filename == st.origFilename {
 		// Rewritten to itself: Apache serves it, without a redirect
 		// (only the query string may have changed).
-		return rewriteOutcome{query: c.query, end: end}
+		return rewriteOutcome{query: c.query, end: st.end}
 	}
-	return rewriteOutcome{changed: true, url: url, query: c.query, end: end}
+	return rewriteOutcome{changed: true, url: url, query: c.query, end: st.end}
 }
 
 // matchRule matches a rule's pattern, setting $0..$9.

@@ -150,8 +150,8 @@ RewriteRule ^five$ five [N=5]
 		// Apache's documented per-directory behaviour, which never
 		// converges here.
 		{name: "N with the path info appended again", path: "/pi/axbxcx", status: 500},
-		{path: "/forever", status: 500, reason: "N flag"},
-		{path: "/five", status: 500, reason: "more than 5 times"},
+		{name: "an endless N loop ends in 500", path: "/forever", status: 500},
+		{path: "/five", status: 500, reason: "limit of 5 rounds"},
 	})
 }
 

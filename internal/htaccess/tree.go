@@ -301,7 +301,8 @@ func (t *Tree) Resolve(req *Request) Result {
 	}
 	uri, query := upath, req.Query
 	env := map[string]string{}
-	var redirectedFrom *Result // the URL and query before the last internal redirect
+	var prevURI, prevQuery string // before the last internal redirect, if any
+	redirected := false
 	noRewrite := false
 	b := newBudget()
 	for pass := 0; ; pass++ {
@@ -333,10 +334,10 @@ func (t *Tree) Resolve(req *Request) Result {
 		}
 		if !out.changed {
 			res := Result{Path: uri, Query: queryEscape(out.query), Env: env}
-			if redirectedFrom != nil {
-				env["REDIRECT_URL"] = redirectedFrom.Path
-				if redirectedFrom.Query != "" {
-					env["REDIRECT_QUERY_STRING"] = redirectedFrom.Query
+			if redirected {
+				env["REDIRECT_URL"] = prevURI
+				if prevQuery != "" {
+					env["REDIRECT_QUERY_STRING"] = prevQuery
 				}
 			}
 			if len(env) == 0 {
@@ -351,7 +352,7 @@ func (t *Tree) Resolve(req *Request) Result {
 		if pass+1 > max {
 			return Result{Status: http.StatusInternalServerError, Reason: fmt.Sprintf("more than %d internal redirects (a rewrite loop?): last to %s", max, next)}
 		}
-		redirectedFrom = &Result{Path: uri, Query: query}
+		prevURI, prevQuery, redirected = uri, query, true
 		renamed := map[string]string{"REDIRECT_STATUS": "200"}
 		for k, v := range env {
 			renamed["REDIRECT_"+k] = v
