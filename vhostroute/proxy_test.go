@@ -282,10 +282,12 @@ type segConn struct {
 	cuts      []int // increasing
 	pos       int
 	asked     int // the furthest offset a Read's buffer reached
+	reads     int
 	deadlines []time.Time
 }
 
 func (c *segConn) Read(p []byte) (int, error) {
+	c.reads++
 	c.asked = max(c.asked, c.pos+len(p))
 	if c.pos == len(c.data) {
 		return 0, io.EOF
