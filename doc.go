@@ -33,7 +33,8 @@
 //   - [github.com/gompm/mpm/vhostroute]: Host and SNI normalization, the
 //     routing table (exact names, wildcards, per-listener scopes and
 //     defaults), a bounded request-head reader whose every failure maps
-//     to an HTTP status, and a TLS ClientHello peek.
+//     to an HTTP status, a TLS ClientHello peek, and a PROXY protocol
+//     (v1 and v2) header reader with the trusted-proxy ranges it needs.
 //   - [github.com/gompm/mpm/prefork]: the master/worker process model:
 //     roles, re-exec, spawning as an identity with only the files it
 //     should hold, children that die with the master, reaping, signals

@@ -1,7 +1,9 @@
 // Package vhostroute decides which site a connection is for, reading as
 // little of it as it can and trusting none of it: it normalizes host
 // names, holds the table of virtual hosts, reads an HTTP/1.x request
-// head within bounds, and peeks at a TLS ClientHello for its server name.
+// head within bounds, peeks at a TLS ClientHello for its server name,
+// and reads the PROXY protocol header a load balancer puts in front of
+// both.
 //
 // It is the part of a multiplexer that touches a client's bytes before
 // they reach the site's own process. In mpm, that multiplexer runs with
@@ -155,16 +157,114 @@
 // host name, or an invalid server name. A *[HelloError] with Timeout set
 // means the deadline passed.
 //
+// # The PROXY protocol
+//
+// Behind HAProxy, an AWS Network Load Balancer or another layer-4 proxy,
+// every connection comes from the proxy, and the client's address
+// arrives in a PROXY protocol header at the start of the connection,
+// before the request or the ClientHello (HAProxy's proxy-protocol.txt,
+// versions 1 and 2). On a listener configured for it, and only there:
+//
+//	peer := conn's remote address
+//	if !trustedProxies.Contains(peer.Addr()) { close, unread }
+//	ph, err := headReader.ReadProxyHeader(conn)  // bounded, deadline, *ProxyError
+//	if err != nil { close, with no answer }     // errors.Is(err, ErrBadProxy)
+//	client := peer; if !ph.Local { client = ph.Source }
+//	then ReadHead or ReadClientHello on conn, as on any listener
+//
+// The specification forbids guessing whether a header is there: a
+// listener requires one on every connection, or takes none. A plain
+// HTTP request or a ClientHello where a header is required is refused
+// ("no PROXY header"): it came from a client that reached the listener
+// without going through the proxy, and must not be served under the
+// proxy's address. A peer outside the trusted ranges ([CIDRList]) is
+// closed before a byte is read: a header from it would let anyone
+// choose their address.
+//
+// [HeadReader.ReadProxyHeader] reads the header and not a byte more, so
+// the readers after it see the connection as the client sent it, and
+// what they return (Head.Raw, ClientHello.Raw) is all that needs passing
+// on. It first reads 15 bytes (the shortest header, "PROXY UNKNOWN\r\n");
+// for v2, the rest of the 16-byte fixed part, then exactly the length
+// it announces; for v1, each time the least a valid line could still
+// need, up to the CRLF. That takes three reads for v2 and more for v1
+// (six for a typical IPv4 line, nine for IPv6), each of bytes already in
+// the socket: prefer v2 where the proxy can send it (HAProxy's
+// send-proxy-v2). The reader's Timeout bounds the whole header, however its
+// bytes are paced; the head or ClientHello read after it has its own.
+// A client that sends nothing, or too little, gets a *[ProxyError] with
+// Timeout set; one that closes gets one wrapping io.EOF or
+// io.ErrUnexpectedEOF.
+//
+// The parser is strict, and refuses with a *ProxyError that names what
+// was wrong:
+//
+//   - v1: exactly "PROXY", one space, "TCP4", "TCP6" or "UNKNOWN", then
+//     for TCP4/TCP6 exactly four fields separated by single spaces, and
+//     CRLF: no other white space, no bare CR or LF, only printable
+//     US-ASCII, at most 107 bytes (MaxProxyV1Bytes, the
+//     specification's bound, CRLF included). IPv4 addresses are four
+//     decimal numbers without leading zeros (the specification forbids
+//     them; some parsers read them as octal); IPv6 addresses are any
+//     text form without a zone or brackets, IPv4-mapped ones included
+//     ("::ffff:192.0.2.1", as inet_ntop writes them); the family must
+//     match the protocol. Ports are 0 to 65535 in decimal without
+//     leading zeros or a sign (the specification forbids leading zeros
+//     for ports too). After "UNKNOWN" any text is ignored, as the
+//     specification says, and the header is Local.
+//   - v2: the version nibble must be 2 and the command LOCAL or PROXY;
+//     the family and transport must be assigned values (AF_UNSPEC,
+//     AF_INET, AF_INET6, AF_UNIX; UNSPEC, STREAM, DGRAM), with UNSPEC
+//     in both or neither. A LOCAL header (the proxy's own connection: a
+//     health check) is accepted whatever its block holds, which the
+//     specification says to discard. A PROXY header over DGRAM (UDP) is
+//     refused: this is a stream listener. AF_INET and AF_INET6 need the
+//     12 and 36 bytes of their addresses; AF_UNIX (216 bytes) and
+//     AF_UNSPEC (none) are accepted without an address, as Local. The
+//     TLVs after the addresses are skipped, but must fill the header
+//     exactly, and a CRC32C TLV must be the only one and match. The
+//     whole header is at most 2,048 bytes (MaxProxyV2Bytes): the
+//     specification's 536 covers the fixed part and the addresses;
+//     this leaves at least 1,816 bytes for TLVs, about twice what
+//     HAProxy sends with all of its own.
+//
+// The verdict, and the reason but for its quote of what came instead of
+// a header, do not depend on how the bytes arrive. Addresses are kept
+// as sent: Unmap an IPv4-mapped Source for display.
+//
+// What the daemon does with the address, and with X-Forwarded-For:
+//
+//   - The client is ph.Source from a trusted peer's header: it is
+//     REMOTE_ADDR and REMOTE_PORT for PHP, the address in the access
+//     log and in any per-client limit. A LOCAL or UNKNOWN header (and
+//     AF_UNIX or AF_UNSPEC) leaves the connection's peer, the proxy
+//     itself.
+//   - X-Forwarded-For, Forwarded and X-Real-IP are passed to PHP
+//     untouched (HTTP_X_FORWARDED_FOR and so on), neither read for
+//     REMOTE_ADDR nor appended to: any client can write them, and a
+//     layer-4 proxy that sends PROXY headers does not even parse HTTP.
+//     An application that trusts them does so on its own terms.
+//   - Routing still uses the listener's own local address, as without
+//     a proxy: the table is keyed by the daemon's listeners. ph.Dest,
+//     the address the client connected to on the proxy, may be logged.
+//   - The header is read once per connection. A connection handed to a
+//     worker, or handed back to a multiplexer for its next request,
+//     carries the client address with it in its metadata: the socket
+//     can only say the proxy's.
+//
 // # Testing
 //
 // The tests are table-driven and compare with go-cmp; slow-client tests
 // send one byte at a time or stall mid-head over loopback TCP and check
 // that the readers give up at the deadline with 408. The ClientHello
 // tests use hellos recorded from curl, openssl s_client and a Go client
-// (testdata/hello), re-split into small records. Three fuzz targets
-// (FuzzNormalizeHost, FuzzReadHead, FuzzClientHello) check properties
-// against net/http and crypto/tls; go test runs their seed corpora in
-// testdata/fuzz, and
+// (testdata/hello), re-split into small records. The PROXY header tests
+// split every header at every byte, and check that the reader never asks
+// for a byte past the header. Fuzz targets check properties:
+// FuzzNormalizeHost, FuzzReadHead and FuzzClientHello against net/http
+// and crypto/tls, FuzzProxyHeader whole against in pieces, its fields
+// written back as v1 and v2, and its address parsers against net/netip;
+// go test runs their seed corpora in testdata/fuzz, and
 //
 //	go test -run '^$' -fuzz '^FuzzReadHead$' -fuzztime 60s ./vhostroute
 //

@@ -143,3 +143,69 @@ func ExampleHelloReader_ParseClientHello() {
 	// Output:
 	// www.example.com [h2 http/1.1] 517 <nil>
 }
+
+// On a listener behind a load balancer that sends the PROXY protocol:
+// the peer must be a trusted proxy, the header comes first, and the
+// request head is read after it as on any listener. The client is the
+// header's Source; the request's own X-Forwarded-For is not consulted.
+func ExampleHeadReader_ReadProxyHeader() {
+	trusted, err := vhostroute.ParseCIDRList([]string{"10.0.0.0/8", "2001:db8:1b::/48"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	var r vhostroute.HeadReader // Timeout bounds the header, then the head
+	for _, tc := range []struct {
+		peer string // conn.RemoteAddr(): the balancer, or whoever connected
+		sent string
+	}{
+		{"10.1.2.3:40000", "PROXY TCP4 203.0.113.7 192.0.2.10 51234 80\r\n" +
+			"GET / HTTP/1.1\r\nHost: example.com\r\nX-Forwarded-For: 127.0.0.1\r\n\r\n"},
+		{"10.1.2.3:40002", "PROXY UNKNOWN\r\nGET /health HTTP/1.1\r\nHost: example.com\r\n\r\n"},
+		{"10.1.2.3:40004", "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"},
+		{"198.51.100.9:5555", "PROXY TCP4 127.0.0.1 192.0.2.10 1 80\r\n"},
+	} {
+		peer := netip.MustParseAddrPort(tc.peer)
+		if !trusted.Contains(peer.Addr()) {
+			fmt.Println(peer, "is not a trusted proxy: closed unread")
+			continue
+		}
+		c := conn{strings.NewReader(tc.sent)}
+		ph, err := r.ReadProxyHeader(c)
+		if err != nil {
+			fmt.Println(errors.Is(err, vhostroute.ErrBadProxy), err) // close, no answer
+			continue
+		}
+		client := peer // LOCAL or UNKNOWN: the proxy's own connection
+		if !ph.Local {
+			client = ph.Source
+		}
+		h, err := r.ReadHead(c)
+		if err != nil {
+			fmt.Println(err)
+			continue
+		}
+		fmt.Printf("v%d: REMOTE_ADDR=%s REMOTE_PORT=%d %s %s for %s\n", ph.Version, client.Addr().Unmap(), client.Port(), h.Method, h.Target, h.Host)
+	}
+	// Output:
+	// v1: REMOTE_ADDR=203.0.113.7 REMOTE_PORT=51234 GET / for example.com
+	// v1: REMOTE_ADDR=10.1.2.3 REMOTE_PORT=40002 GET /health for example.com
+	// true vhostroute: PROXY protocol: no PROXY header: the client sent plain HTTP ("GET / HTTP/1.1\r") (a client that did not go through the proxy?)
+	// 198.51.100.9:5555 is not a trusted proxy: closed unread
+}
+
+// A v2 header as HAProxy's send-proxy-v2 writes it for an IPv6 client.
+func ExampleParseProxyHeader() {
+	hdr := []byte("\r\n\r\n\x00\r\nQUIT\n" + // signature
+		"\x21\x21\x00\x24" + // v2 PROXY; TCP over IPv6; 36 bytes follow
+		"\x20\x01\x0d\xb8\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x07" + // source address
+		"\x20\x01\x0d\xb8\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01" + // destination address
+		"\xc8\x04\x01\xbb" + // ports 51204 and 443
+		"GET / HTTP/1.1\r\n") // the connection's own bytes
+	h, err := vhostroute.ParseProxyHeader(hdr)
+	fmt.Printf("%+v %v\n", h, err)
+	fmt.Printf("then %q\n", hdr[h.Len:])
+	// Output:
+	// {Version:2 Local:false Source:[2001:db8::7]:51204 Dest:[2001:db8::1]:443 Len:52} <nil>
+	// then "GET / HTTP/1.1\r\n"
+}

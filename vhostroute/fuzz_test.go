@@ -3,17 +3,20 @@ package vhostroute
 import (
 	"bytes"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
 
-// Seeds for all three targets live in testdata/fuzz/<FuzzName>/; go test
-// runs them as ordinary tests.
+// Seeds for the targets live in testdata/fuzz/<FuzzName>/; go test runs
+// them as ordinary tests.
 
 func FuzzNormalizeHost(f *testing.F) {
 	local := netip.MustParseAddrPort("192.0.2.1:80")
@@ -177,3 +180,128 @@ func (c *bytesConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *bytesConn) SetWriteDeadline(time.Time) error { return nil }
 func (c *bytesConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
 func (c *bytesConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+
+func FuzzProxyHeader(f *testing.F) {
+	var r HeadReader
+	f.Fuzz(func(t *testing.T, data []byte, chunk uint8) {
+		checkFieldParsers(t, data)
+		h1, err1 := ParseProxyHeader(data)
+		var cuts []int
+		for p := int(chunk) + 1; p < len(data); p += int(chunk) + 1 {
+			cuts = append(cuts, p)
+		}
+		c := &segConn{data: data, cuts: cuts}
+		h2, err2 := r.ReadProxyHeader(c)
+		eof := func(err error) bool { return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) }
+
+		if err1 != nil {
+			var pe *ProxyError
+			if !errors.As(err1, &pe) || !errors.Is(err1, ErrBadProxy) || h1 != (ProxyHeader{}) {
+				t.Fatalf("error %v (a %T) with %+v", err1, err1, h1)
+			}
+			// Read in pieces, the bytes get the same verdict, and the same
+			// reason but for the quote of what came instead of a header.
+			switch {
+			case err2 == nil:
+				t.Fatalf("ParseProxyHeader: %v, but ReadProxyHeader in %d-byte reads: %+v", err1, int(chunk)+1, h2)
+			case eof(err1) != eof(err2):
+				t.Fatalf("whole: %v\nin %d-byte reads: %v", err1, int(chunk)+1, err2)
+			case eof(err1):
+			case strings.Contains(err1.Error(), "no PROXY header") != strings.Contains(err2.Error(), "no PROXY header"),
+				!strings.Contains(err1.Error(), "no PROXY header") && err1.Error() != err2.Error():
+				t.Fatalf("whole: %v\nin %d-byte reads: %v", err1, int(chunk)+1, err2)
+			}
+			return
+		}
+		if err2 != nil || h2 != h1 {
+			t.Fatalf("whole: %+v\nin %d-byte reads: %+v, %v", h1, int(chunk)+1, h2, err2)
+		}
+		if c.pos != h1.Len || c.asked > h1.Len {
+			t.Fatalf("header of %d bytes, but the reader took %d and asked for up to %d", h1.Len, c.pos, c.asked)
+		}
+		if h1.Len < minProxyBytes || h1.Len > len(data) {
+			t.Fatalf("Len %d of %d bytes", h1.Len, len(data))
+		}
+		if _, err := ParseProxyHeader(data[:h1.Len-1]); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("the header without its last byte: %v, want it incomplete", err)
+		}
+		switch h1.Version {
+		case 1:
+			if h1.Len > MaxProxyV1Bytes || !bytes.HasPrefix(data, []byte("PROXY ")) || string(data[h1.Len-2:h1.Len]) != "\r\n" {
+				t.Fatalf("v1 header %q", data[:h1.Len])
+			}
+		case 2:
+			if h1.Len > MaxProxyV2Bytes || !bytes.HasPrefix(data, proxyV2Sig[:]) {
+				t.Fatalf("v2 header %q", data[:h1.Len])
+			}
+		default:
+			t.Fatalf("version %d", h1.Version)
+		}
+		if h1.Local {
+			if h1.Source.IsValid() || h1.Dest.IsValid() {
+				t.Fatalf("Local with addresses: %+v", h1)
+			}
+		} else if !h1.Source.IsValid() || !h1.Dest.IsValid() || h1.Source.Addr().Is4() != h1.Dest.Addr().Is4() || h1.Source.Addr().Zone() != "" || h1.Dest.Addr().Zone() != "" {
+			t.Fatalf("addresses: %+v", h1)
+		}
+
+		// The fields, written back as v2 (and as v1), parse to the same.
+		v2 := buildV2(h1)
+		if h, err := ParseProxyHeader(v2); err != nil || h != (ProxyHeader{Version: 2, Local: h1.Local, Source: h1.Source, Dest: h1.Dest, Len: len(v2)}) {
+			t.Fatalf("%+v as v2 %q: %+v, %v", h1, v2, h, err)
+		}
+		v1 := buildV1(h1)
+		if h, err := ParseProxyHeader(v1); err != nil || h != (ProxyHeader{Version: 1, Local: h1.Local, Source: h1.Source, Dest: h1.Dest, Len: len(v1)}) {
+			t.Fatalf("%+v as v1 %q: %+v, %v", h1, v1, h, err)
+		}
+	})
+}
+
+// checkFieldParsers holds the v1 address and port parsers to the
+// standard library's: they accept the same, zones aside.
+func checkFieldParsers(t *testing.T, b []byte) {
+	s := string(b)
+	if strings.IndexByte(s, '%') >= 0 {
+		return // netip takes zones; a PROXY header has none
+	}
+	want, err := netip.ParseAddr(s)
+	if got, ok := parseIPv4(b); ok != (err == nil && want.Is4()) || ok && got != want {
+		t.Fatalf("parseIPv4(%q) = %v, %v; netip: %v, %v", s, got, ok, want, err)
+	}
+	if got, ok := parseIPv6(b); ok != (err == nil && want.Is6()) || ok && got != want {
+		t.Fatalf("parseIPv6(%q) = %v, %v; netip: %v, %v", s, got, ok, want, err)
+	}
+	n, err := strconv.ParseUint(s, 10, 16)
+	okPort := err == nil && (s == "0" || s[0] != '0')
+	if got, ok := parsePort(b); ok != okPort || ok && uint64(got) != n {
+		t.Fatalf("parsePort(%q) = %v, %v; strconv: %v, %v", s, got, ok, n, err)
+	}
+}
+
+// buildV2 writes h as a v2 header.
+func buildV2(h ProxyHeader) []byte {
+	switch {
+	case h.Local:
+		return v2Header(0x20, 0x00)
+	case h.Source.Addr().Is4():
+		return v2Header(0x21, 0x11, addrPorts(h.Source, h.Dest))
+	}
+	return v2Header(0x21, 0x21, addrPorts(h.Source, h.Dest))
+}
+
+// buildV1 writes h as a v1 header.
+func buildV1(h ProxyHeader) []byte {
+	if h.Local {
+		return []byte("PROXY UNKNOWN\r\n")
+	}
+	proto := "TCP6"
+	if h.Source.Addr().Is4() {
+		proto = "TCP4"
+	}
+	return fmt.Appendf(nil, "PROXY %s %s %s %d %d\r\n", proto, h.Source.Addr(), h.Dest.Addr(), h.Source.Port(), h.Dest.Port())
+}
+
+func addrPorts(src, dst netip.AddrPort) []byte {
+	b := append(src.Addr().AsSlice(), dst.Addr().AsSlice()...)
+	return binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(b, src.Port()), dst.Port())
+}
