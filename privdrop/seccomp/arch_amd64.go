@@ -37,7 +37,6 @@ var numbers = map[string]int{
 	"io_uring_setup":    unix.SYS_IO_URING_SETUP,
 	"ioperm":            unix.SYS_IOPERM,
 	"iopl":              unix.SYS_IOPL,
-	"kcmp":              unix.SYS_KCMP,
 	"kexec_file_load":   unix.SYS_KEXEC_FILE_LOAD,
 	"kexec_load":        unix.SYS_KEXEC_LOAD,
 	"keyctl":            unix.SYS_KEYCTL,

@@ -42,8 +42,9 @@ var (
 type Rule struct {
 	// Syscall is the name of the call as in syscalls(2) and the
 	// kernel's tables: "ptrace", "umount2", "syslog" (glibc's klogctl).
-	// A call that the running architecture does not have (iopl on
-	// arm64) is skipped; a name no table knows is an error.
+	// The package knows the numbers of the calls Default names; any
+	// other name is an error. A call that the running architecture does
+	// not have (iopl on arm64) is skipped.
 	Syscall string
 
 	// Errno is what the call fails with. It must be a real errno
