@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -185,6 +186,9 @@ type VHost struct {
 	AccessLog      string            `toml:"access_log"`
 	Index          []string          `toml:"index"`
 	FollowSymlinks bool              `toml:"follow_symlinks"`
+	Fallback       string            `toml:"fallback"` // front controller, "/index.php"
+	Deny           []string          `toml:"deny"`     // URL path patterns never served
+	Htaccess       *bool             `toml:"htaccess"` // apply .htaccess files; default true
 	TLSCertificate string            `toml:"tls_certificate"`
 	TLSKey         string            `toml:"tls_key"`
 	PHPMode        string            `toml:"php_mode"`         // "cgi" (default) or "fpm"
@@ -502,6 +506,9 @@ func (c *Config) checkVHost(i int, policy privdrop.Policy, uids map[uint32]strin
 	if err := c.checkVHostPHP(i); err != nil {
 		return err
 	}
+	if err := c.checkVHostPaths(i); err != nil {
+		return err
+	}
 	if len(v.Listen) == 0 {
 		v.Listen = c.defaultListeners(v)
 	}
@@ -512,6 +519,27 @@ func (c *Config) checkVHost(i int, policy privdrop.Policy, uids map[uint32]strin
 	}
 	return c.checkVHostTLS(i)
 }
+
+// checkVHostPaths checks vhost i's fallback and deny list.
+func (c *Config) checkVHostPaths(i int) error {
+	v := &c.VHosts[i]
+	where := fmt.Sprintf("vhost.%d", i)
+	if f := v.Fallback; f != "" {
+		if !strings.HasPrefix(f, "/") || path.Clean(f) != f || strings.ContainsAny(f, "?#") || strings.HasSuffix(f, "/") {
+			return c.errAt(where+".fallback", "vhost %q: fallback %q is not a file's URL path such as \"/index.php\" (the query string is the request's)", v.ServerName, f)
+		}
+	}
+	for _, d := range v.Deny {
+		if _, err := path.Match(strings.TrimSuffix(d, "/"), ""); err != nil || d == "" || d == "/" {
+			return c.errAt(where+".deny", "vhost %q: deny %q is not a path pattern such as \"/private/\", \"/vendor/*\" or \"*.sql\"", v.ServerName, d)
+		}
+	}
+	return nil
+}
+
+// htaccess reports whether the vhost applies .htaccess files (the
+// default).
+func (v *VHost) htaccess() bool { return v.Htaccess == nil || *v.Htaccess }
 
 // checkVHostPHP checks vhost i's PHP settings and fills in their
 // defaults.

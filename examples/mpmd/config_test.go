@@ -45,6 +45,9 @@ func TestConfigErrors(t *testing.T) {
 		{"same name twice in a vhost", site + "aliases = [\"A.EXAMPLE.\"]\n", `f.toml:10: vhost "a.example": name "A.EXAMPLE." is the same name as "a.example"`},
 		{"name with a port", site + "aliases = [\"www.a.example:8080\"]\n", `f.toml:10: vhost "a.example": name "www.a.example:8080": a port is not allowed here`},
 		{"bad wildcard", site + "aliases = [\"www.*.example\"]\n", `f.toml:10: vhost "a.example": name "www.*.example": a wildcard must be a leading`},
+		{"relative fallback", site + "fallback = \"index.php\"\n", `f.toml:10: vhost "a.example": fallback "index.php" is not a file's URL path such as "/index.php"`},
+		{"fallback with a query", site + "fallback = \"/index.php?q=$uri\"\n", `fallback "/index.php?q=$uri" is not a file's URL path`},
+		{"bad deny pattern", site + "deny = [\"/a[\"]\n", `f.toml:10: vhost "a.example": deny "/a[" is not a path pattern`},
 		{"two identities one uid", site + "\n[identity.b]\nuser = \"2001\"\ngroup = \"2002\"\n", `identities "a" and "b" both run as uid 2001`},
 		// itk style: an implicit identity is keyed by the resolved ids,
 		// and may not share a uid with a named one.

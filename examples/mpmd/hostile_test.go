@@ -432,8 +432,8 @@ func TestHostileSmuggling(t *testing.T) {
 		{"bare LF", "GET / HTTP/1.1\nHost: victim.test\n\n", 400, true},
 		{"two hosts", "GET / HTTP/1.1\r\nHost: victim.test\r\nHost: evil.test\r\n\r\n", 400, true},
 		{"NUL in path", "GET /a\x00b HTTP/1.1\r\nHost: victim.test\r\n\r\n", 400, true},
-		{"traversal", "GET /../../../etc/passwd HTTP/1.1\r\nHost: victim.test\r\n\r\n", 404, false},
-		{"encoded traversal", "GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: victim.test\r\n\r\n", 404, false},
+		{"traversal", "GET /../../../etc/passwd HTTP/1.1\r\nHost: victim.test\r\n\r\n", 400, false},
+		{"encoded traversal", "GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: victim.test\r\n\r\n", 400, false},
 	} {
 		resp, err := rawRequest(t, h.d.addr, c.req)
 		if err != nil {

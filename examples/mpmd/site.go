@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net/http"
+	"net/netip"
 	"os"
 	"path"
 	"path/filepath"
@@ -15,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/gompm/mpm/internal/cgienv"
+	"github.com/gompm/mpm/internal/htaccess"
 )
 
 // site serves one vhost's document root: static files, and PHP when
@@ -28,7 +31,13 @@ type site struct {
 	env     map[string]string
 	index   []string
 	follow  bool // follow symbolic links out of the document root
-	body    bodyLimits
+	// fallback is the front controller ("/index.php"): what serves a
+	// path that is neither a file nor a directory, as nginx's
+	// try_files $uri $uri/ /index.php?$query_string. "" answers 404.
+	fallback string
+	deny     []string       // the vhost's deny list (see denied)
+	ht       *htaccess.Tree // the .htaccess files; nil when ignored
+	body     bodyLimits
 	// admit takes the request's place among the identity's requests in
 	// progress (the pool's max) once its body is in; nil admits all.
 	admit func(*http.Request) bool
@@ -40,11 +49,35 @@ func newSite(v *VHost, php phpBackend, log *slog.Logger) (*site, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vhost %s: open document root: %w", v.ServerName, err)
 	}
-	s := &site{name: v.ServerName, root: v.DocumentRoot, docroot: r, php: php, phpExt: v.PHPExtensions, env: v.Env, index: v.Index, follow: v.FollowSymlinks, log: log}
+	s := &site{name: v.ServerName, root: v.DocumentRoot, docroot: r, php: php, phpExt: v.PHPExtensions, env: v.Env,
+		index: v.Index, follow: v.FollowSymlinks, fallback: v.Fallback, deny: v.Deny, log: log}
 	if len(s.phpExt) == 0 {
 		s.phpExt = []string{".php"}
 	}
+	if v.htaccess() {
+		// Read through the same root as the files they govern, as the
+		// identity (this worker), with a size bound; parsed again only
+		// when a file changes.
+		fsys := r.FS()
+		if s.follow {
+			fsys = os.DirFS(v.DocumentRoot)
+		}
+		cache := &htaccess.Cache{FS: fsys, Root: v.DocumentRoot, Parsed: s.parsedHtaccess}
+		s.ht = &htaccess.Tree{FS: fsys, Htaccess: cache.Get, DocumentRoot: v.DocumentRoot}
+	}
 	return s, nil
+}
+
+// parsedHtaccess logs, once per change of a .htaccess file, what in it
+// mpmd does not apply, and a file it cannot use.
+func (s *site) parsedHtaccess(name string, f *htaccess.File, err error) {
+	if err != nil {
+		s.log.Warn("htaccess: file not usable: requests under its directory get 500", "vhost", s.name, "file", name, "err", err)
+		return
+	}
+	for _, d := range f.NotApplied {
+		s.log.Info("htaccess: directive not applied", "vhost", s.name, "file", name, "line", d.Line, "directive", d.Text, "instead", d.Why)
+	}
 }
 
 func (s *site) close() { s.docroot.Close() }
@@ -66,41 +99,102 @@ func (s *site) isPHP(name string) bool {
 	return s.php != nil && slices.Contains(s.phpExt, path.Ext(name))
 }
 
-// ServeHTTP serves a request for this site.
+// ServeHTTP serves a request for this site: the deny rules, then the
+// .htaccess files (access control, rewrites, redirects), then the file
+// the path names, its directory's index, or the front controller.
 func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	upath := r.URL.Path
-	if !strings.HasPrefix(upath, "/") || strings.IndexByte(upath, 0) >= 0 {
+	if !strings.HasPrefix(upath, "/") || strings.IndexByte(upath, 0) >= 0 || aboveRoot(upath) {
 		http.Error(w, "bad path", http.StatusBadRequest)
 		return
 	}
-	clean := path.Clean(upath)
-	rel := strings.TrimPrefix(clean, "/")
+	if why := s.denied(upath); why != "" {
+		s.log.Debug("denied", "vhost", s.name, "path", upath, "rule", why)
+		http.Error(w, "forbidden", http.StatusForbidden)
+		return
+	}
+	t := target{path: upath, query: r.URL.RawQuery}
+	if s.ht != nil {
+		res := s.ht.Resolve(&htaccess.Request{
+			Method: r.Method, Path: upath, Query: r.URL.RawQuery, Host: r.Host,
+			HTTPS: tlsState(r) != nil, Remote: remoteAddrPort(r), Header: r.Header,
+			RequestURI: r.RequestURI, Proto: r.Proto,
+		})
+		switch {
+		case res.Status == 0:
+			t = target{path: res.Path, query: res.Query, env: res.Env, rewritten: res.Path != upath || res.Query != r.URL.RawQuery}
+		case res.Location != "":
+			http.Redirect(w, r, res.Location, res.Status)
+			return
+		default:
+			if res.Status >= 500 {
+				s.log.Warn("htaccess", "vhost", s.name, "path", upath, "status", res.Status, "reason", res.Reason)
+			} else {
+				s.log.Debug("htaccess", "vhost", s.name, "path", upath, "status", res.Status, "reason", res.Reason)
+			}
+			http.Error(w, http.StatusText(res.Status), res.Status)
+			return
+		}
+		// A rewrite may not lead where a client may not go.
+		if why := s.denied(t.path); why != "" && t.rewritten {
+			http.Error(w, "forbidden", http.StatusForbidden)
+			return
+		}
+	}
+	s.serveTarget(w, r, t)
+}
+
+// target is what a request is served as, after the .htaccess files.
+type target struct {
+	path, query string
+	env         map[string]string // from the rewrite rules (REDIRECT_*, E=)
+	rewritten   bool
+	fallback    bool // already the front controller
+}
+
+func (s *site) serveTarget(w http.ResponseWriter, r *http.Request, t target) {
+	rel := strings.TrimPrefix(path.Clean(t.path), "/")
 	if rel == "" {
 		rel = "."
 	}
-
 	// A PHP script may be followed by PATH_INFO: /app.php/extra/path.
 	if s.php != nil {
 		if script, info, ok := s.splitPHP(rel); ok {
-			s.servePHP(w, r, script, info)
+			s.servePHP(w, r, t, script, info)
 			return
 		}
 	}
 	fi, err := s.stat(rel)
 	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) && s.fallback != "" && !t.fallback && !s.isPHP(rel) {
+			s.serveTarget(w, r, target{path: s.fallback, query: t.query, env: t.env, rewritten: true, fallback: true})
+			return
+		}
 		s.notFound(w, r, err)
 		return
 	}
 	if fi.IsDir() {
-		if !strings.HasSuffix(upath, "/") {
-			http.Redirect(w, r, upath+"/", http.StatusMovedPermanently)
+		if !strings.HasSuffix(t.path, "/") {
+			if t.rewritten {
+				http.Error(w, "forbidden", http.StatusForbidden) // a rewrite to a directory without its '/'
+				return
+			}
+			http.Redirect(w, r, t.path+"/", http.StatusMovedPermanently)
 			return
 		}
 		for _, idx := range s.index {
 			p := path.Join(rel, idx)
 			if ifi, err := s.stat(p); err == nil && !ifi.IsDir() {
+				if s.ht != nil {
+					// A <Files index.php> may deny what the directory's
+					// index would serve.
+					if res := s.ht.Access(&htaccess.Request{Method: r.Method, Path: "/" + p, Host: r.Host, Remote: remoteAddrPort(r), Header: r.Header}); res.Status != 0 {
+						http.Error(w, http.StatusText(res.Status), res.Status)
+						return
+					}
+				}
 				if s.isPHP(idx) {
-					s.servePHP(w, r, p, "")
+					s.servePHP(w, r, t, p, "")
 					return
 				}
 				s.serveFile(w, r, p)
@@ -113,7 +207,7 @@ func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.isPHP(rel) {
-		s.servePHP(w, r, rel, "")
+		s.servePHP(w, r, t, rel, "")
 		return
 	}
 	if slices.Contains(phpLike, ext(rel)) {
@@ -123,6 +217,69 @@ func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.serveFile(w, r, rel)
+}
+
+// denied says which rule refuses a URL path, or "": a name starting
+// with '.' anywhere in it (.git, .env, .htaccess, .user.ini), but for
+// /.well-known/ at the top (RFC 8615: ACME challenges); and the vhost's
+// deny list, whose entries are path patterns ("/vendor/*", a '/' at the
+// end for a whole tree: "/private/") or, without a '/', patterns for a
+// name anywhere ("*.sql", "composer.json").
+func (s *site) denied(upath string) string {
+	clean := path.Clean(upath)
+	for i, seg := range strings.Split(strings.TrimPrefix(clean, "/"), "/") {
+		if strings.HasPrefix(seg, ".") && seg != "." && !(i == 0 && seg == ".well-known") {
+			return "dotfile"
+		}
+	}
+	for _, d := range s.deny {
+		switch {
+		case strings.HasSuffix(d, "/"):
+			if clean+"/" == d || strings.HasPrefix(clean, d) {
+				return d
+			}
+		case strings.HasPrefix(d, "/"):
+			if ok, _ := path.Match(d, clean); ok {
+				return d
+			}
+		default:
+			for _, seg := range strings.Split(clean, "/") {
+				if ok, _ := path.Match(d, seg); ok && seg != "" {
+					return d
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// aboveRoot reports whether a URL path's ".." segments climb above "/"
+// (/../etc/passwd): 400, as Apache answers, whether or not the site
+// applies .htaccess files.
+func aboveRoot(upath string) bool {
+	depth := 0
+	for _, seg := range strings.Split(upath, "/") {
+		switch seg {
+		case "", ".":
+		case "..":
+			if depth--; depth < 0 {
+				return true
+			}
+		default:
+			depth++
+		}
+	}
+	return false
+}
+
+// remoteAddrPort is the client's address, for .htaccess address rules;
+// the zero value (which no rule matches) when unknown.
+func remoteAddrPort(r *http.Request) netip.AddrPort {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 // stat looks rel up inside the document root. Through os.Root, no path
@@ -198,7 +355,7 @@ func (s *site) serveFile(w http.ResponseWriter, r *http.Request, rel string) {
 }
 
 // servePHP runs script as PHP, as this worker's identity.
-func (s *site) servePHP(w http.ResponseWriter, r *http.Request, script, pathInfo string) {
+func (s *site) servePHP(w http.ResponseWriter, r *http.Request, t target, script, pathInfo string) {
 	fi, err := s.stat(script)
 	if err != nil {
 		s.notFound(w, r, err) // a missing script is a 404, not a php-cgi error
@@ -245,14 +402,31 @@ func (s *site) servePHP(w http.ResponseWriter, r *http.Request, script, pathInfo
 	if ti, ok := r.Context().Value(tlsInfoKey{}).(*tlsRequest); ok {
 		leaf = ti.cert.cert.Leaf
 	}
-	env := cgienv.Build(r, cgienv.Vars{
+	extra := s.env
+	if len(t.env) > 0 {
+		// The rewrite rules' variables (REDIRECT_*, E=), under the
+		// site's own env, which they never replace.
+		extra = maps.Clone(t.env)
+		maps.Copy(extra, s.env)
+	}
+	pr := r
+	if t.query != r.URL.RawQuery {
+		// QUERY_STRING is the rewritten one; REQUEST_URI stays the
+		// client's.
+		u := *r.URL
+		u.RawQuery = t.query
+		pr = r.Clone(r.Context())
+		pr.URL = &u
+	}
+	env := cgienv.Build(pr, cgienv.Vars{
 		DocumentRoot:   s.root,
 		ScriptFilename: filepath.Join(s.root, script),
 		ScriptName:     "/" + script,
 		PathInfo:       pathInfo,
+		RequestURI:     r.RequestURI,
 		Software:       "mpmd",
 		ServerCert:     leaf,
-		Extra:          s.env,
+		Extra:          extra,
 	})
 	if err := s.php.serve(w, r, env); err != nil && r.Context().Err() == nil {
 		s.log.Warn("php request failed", "vhost", s.name, "script", script, "err", err)

@@ -72,7 +72,7 @@ func TestStaticFiles(t *testing.T) {
 		{"/escape.txt", 403, ""}, // a link out of the document root
 		{"/inside-link.txt", 200, "0123456789"},
 		{"/missing.html", 404, ""},
-		{"/%2e%2e/outside.txt", 404, ""}, // cleaned to /outside.txt, inside the root
+		{"/%2e%2e/outside.txt", 400, ""}, // above the root
 		{"/app.php", 403, ""},            // PHP off: neither run nor shown
 	} {
 		w := do(s, "GET", c.target, nil)
