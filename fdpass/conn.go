@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // ConnInfo is what a receiver learns about a connection besides its
@@ -76,29 +78,89 @@ type Unwrapper interface {
 // Like [Socket.Send], SendConn waits while the receiver's queue is full,
 // until ctx ends; then it returns an error wrapping [ErrQueueFull].
 func (s *Socket) SendConn(ctx context.Context, c net.Conn, read []byte, info ConnInfo) error {
+	frame, rc, err := s.connFrame(c, read, info)
+	if err != nil {
+		return err
+	}
+	if err := s.send(ctx, frame, []syscall.RawConn{rc}); err != nil {
+		return fmt.Errorf("%w (connection %v)", err, remoteOf(c))
+	}
+	return nil
+}
+
+// TrySendConn is SendConn without waiting: when the message cannot be
+// queued at once (every receiver's queue is full, another send is in
+// progress, or s is a stream socket, whose sends may need several
+// writes) it sends nothing and returns an error wrapping ErrQueueFull,
+// and the caller can send with SendConn, which waits. It spares a sender
+// that has a complete request in hand the deadline and the goroutine
+// that waiting needs (a multiplexer's fast path).
+func (s *Socket) TrySendConn(c net.Conn, read []byte, info ConnInfo) error {
+	if s.stream {
+		return fmt.Errorf("fdpass: send on %s: %w: a stream socket is sent on with SendConn", s.desc, ErrQueueFull)
+	}
+	frame, rc, err := s.connFrame(c, read, info)
+	if err != nil {
+		return err
+	}
+	select {
+	case s.wsem <- struct{}{}:
+	default:
+		return fmt.Errorf("fdpass: send on %s: %w: another send is in progress", s.desc, ErrQueueFull)
+	}
+	defer release(s.wsem)
+	if s.wbroken != nil {
+		return s.wbroken
+	}
+	uc, err := s.uc.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("fdpass: send on %s: %w", s.desc, err)
+	}
+	var werr error
+	err = withFDs([]syscall.RawConn{rc}, make([]int, 0, 1), func(fds []int) error {
+		oob := unix.UnixRights(fds...)
+		return uc.Write(func(fd uintptr) bool {
+			// One attempt: a SOCK_SEQPACKET message goes whole or not
+			// at all.
+			_, werr = unix.SendmsgN(int(fd), frame, oob, nil, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
+			return true
+		})
+	})
+	if err == nil {
+		err = werr
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, unix.EAGAIN):
+		return fmt.Errorf("fdpass: send on %s: %w", s.desc, ErrQueueFull)
+	}
+	return fmt.Errorf("fdpass: send on %s: %w (connection %v)", s.desc, err, remoteOf(c))
+}
+
+// connFrame encodes the connection message for c: the socket to send
+// and the frame to send it with.
+func (s *Socket) connFrame(c net.Conn, read []byte, info ConnInfo) ([]byte, syscall.RawConn, error) {
 	sc, read, err := socketOf(c, read)
 	if err != nil {
-		return fmt.Errorf("fdpass: send connection %v on %s: %w", remoteOf(c), s.desc, err)
+		return nil, nil, fmt.Errorf("fdpass: send connection %v on %s: %w", remoteOf(c), s.desc, err)
 	}
 	if len(read) > MaxPayload {
-		return fmt.Errorf("fdpass: send connection %v on %s: %d already-read bytes exceed MaxPayload (%d)", remoteOf(c), s.desc, len(read), MaxPayload)
+		return nil, nil, fmt.Errorf("fdpass: send connection %v on %s: %d already-read bytes exceed MaxPayload (%d)", remoteOf(c), s.desc, len(read), MaxPayload)
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return fmt.Errorf("fdpass: send connection %v on %s: %w", remoteOf(c), s.desc, err)
+		return nil, nil, fmt.Errorf("fdpass: send connection %v on %s: %w", remoteOf(c), s.desc, err)
 	}
 	m := metaFromInfo(info, c.LocalAddr(), c.RemoteAddr())
 	if err := m.check(); err != nil {
-		return fmt.Errorf("fdpass: send connection %v on %s: %v", remoteOf(c), s.desc, err)
+		return nil, nil, fmt.Errorf("fdpass: send connection %v on %s: %v", remoteOf(c), s.desc, err)
 	}
 	bodyLen := m.size() + len(read)
 	frame := make([]byte, 0, headerLen+bodyLen)
 	frame = appendHeader(frame, header{kind: kindConn, nfds: 1, bodyLen: uint32(bodyLen)})
 	frame = appendConnBody(frame, &m, read)
-	if err := s.send(ctx, frame, []syscall.RawConn{rc}); err != nil {
-		return fmt.Errorf("%w (connection %v)", err, remoteOf(c))
-	}
-	return nil
+	return frame, rc, nil
 }
 
 func remoteOf(c net.Conn) any {

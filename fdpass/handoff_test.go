@@ -573,3 +573,59 @@ func helperSendConn(args []string) (any, error) {
 	defer cancel()
 	return nil, s.SendConn(ctx, c, []byte("GET / HTTP/1.1\r\n\r\n"), ConnInfo{})
 }
+
+// TrySendConn queues a connection when there is room, and otherwise
+// returns ErrQueueFull at once with nothing sent: the connection is still
+// the sender's, and SendConn can wait for room.
+func TestTrySendConn(t *testing.T) {
+	checkLeaks(t)
+	a, b := pair(t, unix.SOCK_SEQPACKET)
+	client, server := tcpPair(t)
+	if err := a.TrySendConn(server, []byte("GET / HTTP/1.1\r\n\r\n"), ConnInfo{Listener: "web"}); err != nil {
+		t.Fatalf("TrySendConn with room: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rc, err := b.RecvConn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	exchange(t, client, rc, "GET / HTTP/1.1\r\n\r\n")
+
+	// Fill the queue, then try again: refused at once, nothing queued.
+	big := make([]byte, 60<<10)
+	for i := 0; ; i++ {
+		if err := a.TrySendConn(server, big, ConnInfo{}); err != nil {
+			if !errors.Is(err, ErrQueueFull) {
+				t.Fatalf("TrySendConn on a full queue: %v, want ErrQueueFull", err)
+			}
+			break
+		}
+		if i > 10000 {
+			t.Fatal("the queue never filled")
+		}
+	}
+	start := time.Now()
+	if err := a.TrySendConn(server, nil, ConnInfo{}); !errors.Is(err, ErrQueueFull) {
+		t.Errorf("TrySendConn on a full queue: %v, want ErrQueueFull", err)
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Errorf("TrySendConn on a full queue took %v: it must not wait", d)
+	}
+	// A stream socket is sent on with SendConn.
+	s1, _ := pair(t, unix.SOCK_STREAM)
+	if err := s1.TrySendConn(server, nil, ConnInfo{}); !errors.Is(err, ErrQueueFull) {
+		t.Errorf("TrySendConn on a stream socket: %v, want ErrQueueFull", err)
+	}
+	// Drain what was queued (their descriptors).
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		c, err := b.RecvConn(ctx)
+		cancel()
+		if err != nil {
+			break
+		}
+		c.Close()
+	}
+}

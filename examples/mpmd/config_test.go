@@ -15,7 +15,7 @@ func TestExampleConfig(t *testing.T) {
 	}
 	var out bytes.Buffer
 	printSummary(&out, cfg)
-	for _, want := range []string{"alice.example www.alice.example -> identity alice", "carol.example -> identity uid-2003-gid-2003", "alice: uid 2001 gid 2001",
+	for _, want := range []string{"alice.example www.alice.example -> identity alice", "carol.example -> identity uid-2703-gid-2703", "alice: uid 2701 gid 2701",
 		// The values that will run, defaults filled in (alice sets max).
 		"pool: max 8 requests at once, workers 0 to 2 of 256 connections each, max_requests 10000, idle_timeout 30s, expire_timeout 5m0s, queue_timeout 10s",
 		"0.0.0.0:80 http (every address of this host)"} {

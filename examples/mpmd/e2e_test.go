@@ -800,7 +800,7 @@ func assertIdle(t *testing.T, d *daemon) {
 func TestExampleConfigServes(t *testing.T) {
 	testenv.RequireRoot(t)
 	requirePHP(t)
-	for _, id := range []int{2001, 2002, 2003, 2900} {
+	for _, id := range []int{2701, 2702, 2703, 2790} {
 		testenv.FreeID(t, id)
 	}
 	b, err := os.ReadFile("mpmd.example.toml")
@@ -823,9 +823,9 @@ func TestExampleConfigServes(t *testing.T) {
 		file string
 		body string
 	}{
-		"alice": {2001, "index.php", `<?php printf("alice uid=%d", posix_geteuid());`},
-		"bob":   {2002, "index.php", `<?php printf("bob uid=%d", posix_geteuid());`},
-		"carol": {2003, "index.html", "carol's static page\n"},
+		"alice": {2701, "index.php", `<?php printf("alice uid=%d", posix_geteuid());`},
+		"bob":   {2702, "index.php", `<?php printf("bob uid=%d", posix_geteuid());`},
+		"carol": {2703, "index.html", "carol's static page\n"},
 	}
 	for name, s := range sites {
 		root := filepath.Join(dir, "srv", name, "htdocs")
@@ -846,11 +846,11 @@ func TestExampleConfigServes(t *testing.T) {
 	addr := "127.0.0.1:" + port
 	d := startDaemon(t, addr, "-config", path)
 	for _, c := range []struct{ host, want string }{
-		{"alice.example", "alice uid=2001"},
-		{"www.alice.example", "alice uid=2001"},
-		{"bob.example", "bob uid=2002"},
+		{"alice.example", "alice uid=2701"},
+		{"www.alice.example", "alice uid=2701"},
+		{"bob.example", "bob uid=2702"},
 		{"carol.example", "carol's static page\n"},
-		{"unknown.example", "alice uid=2001"}, // alice.example is the default
+		{"unknown.example", "alice uid=2701"}, // alice.example is the default
 	} {
 		if code, body := d.get(c.host, "/"); code != 200 || body != c.want {
 			t.Errorf("%s: %d %q, want %q\n%s", c.host, code, body, c.want, d.out)

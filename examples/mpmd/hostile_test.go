@@ -874,6 +874,8 @@ func TestHostileStatusToken(t *testing.T) {
 	const token = "0123456789abcdef-token"
 	os.WriteFile(path, bytes.Replace(noToken, []byte("[server]\n"), []byte("[server]\nadmin_token = \""+token+"\"\n"), 1), 0o644)
 	d := startDaemon(t, addr, "-config", path)
+	// The status page starts after the sites' listeners.
+	waitFor(t, "the status page", func() bool { return strings.Contains(d.out.String(), "status page") })
 	for _, c := range []struct {
 		auth string
 		want int

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -170,7 +171,7 @@ func (m *master) run(ctx context.Context, cfg *Config) error {
 }
 
 func (m *master) listen(addr string) error {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := deferAccept.Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
@@ -183,6 +184,30 @@ func (m *master) listen(addr string) error {
 	m.log.Info("listening", "addr", ln.Addr().String())
 	return nil
 }
+
+// deferAccept makes listening sockets with TCP_DEFER_ACCEPT: the kernel
+// hands a connection to accept only once its first bytes (a request
+// line, a ClientHello) have arrived, so a multiplexer usually finds the
+// whole head at its first read, and connections that never send are not
+// its to time out. (HTTP and TLS clients speak first.)
+var deferAccept = net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, deferAcceptSeconds)
+	})
+	if err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("TCP_DEFER_ACCEPT: %w", serr)
+	}
+	return nil
+}}
+
+// deferAcceptSeconds is how long the kernel holds a silent connection
+// before it hands it to accept anyway (rounded up to a SYN-ACK
+// retransmission); the multiplexer's header_timeout applies from there.
+const deferAcceptSeconds = 5
 
 // reload starts a generation from the configuration file and retires the
 // current one. A file with errors changes nothing.

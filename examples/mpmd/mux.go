@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -94,12 +95,12 @@ func runMux(ctx context.Context, env *prefork.Env) error {
 			return fmt.Errorf("listener %s: %w", addr, err)
 		}
 		lns = append(lns, ln)
-		serve := m.route
+		serve, fast := m.route, m.routeFast
 		if plan.TLS[i] {
-			serve = m.routeTLS
+			serve, fast = m.routeTLS, nil
 		}
 		wg.Add(1)
-		go func() { defer wg.Done(); m.accept(ctx, ln, addr, nil, serve) }()
+		go func() { defer wg.Done(); m.acceptFast(ctx, ln, addr, fast, serve) }()
 	}
 	// Hand-backs come on one socket from every worker of every
 	// generation (a worker retiring after a reload hands back to the new
@@ -157,6 +158,29 @@ type bounce struct {
 // own; with sem, at most cap(sem) at a time. Temporary errors (out of
 // descriptors) back off as net/http's Server does.
 func (m *mux) accept(ctx context.Context, ln net.Listener, name string, sem chan struct{}, serve func(net.Conn)) {
+	m.acceptWith(ctx, ln, name, sem, nil, func(c net.Conn, _ []byte) { serve(c) })
+}
+
+// acceptFast is accept for a listener with a fast path: fast, given a new
+// connection and a buffer of its own, either deals with it at once (in
+// the accept loop: no goroutine, no deadline) and returns true, or
+// returns the bytes it read for serve, which continues in a goroutine.
+func (m *mux) acceptFast(ctx context.Context, ln net.Listener, name string, fast func(net.Conn, []byte) (bool, []byte), serve func(net.Conn)) {
+	if fast == nil {
+		m.accept(ctx, ln, name, nil, serve)
+		return
+	}
+	m.acceptWith(ctx, ln, name, nil, fast, func(c net.Conn, prefix []byte) { m.routeAfter(c, prefix) })
+}
+
+func (m *mux) acceptWith(ctx context.Context, ln net.Listener, name string, sem chan struct{}, fast func(net.Conn, []byte) (bool, []byte), serve func(net.Conn, []byte)) {
+	var buf []byte
+	if fast != nil {
+		buf = make([]byte, m.heads.MaxHeadBytes)
+		if len(buf) == 0 {
+			buf = make([]byte, 64<<10)
+		}
+	}
 	var delay time.Duration
 	for {
 		if sem != nil {
@@ -189,15 +213,73 @@ func (m *mux) accept(ctx context.Context, ln net.Listener, name string, sem chan
 			return
 		}
 		delay = 0
+		var prefix []byte
+		if fast != nil {
+			var done bool
+			if done, prefix = fast(c, buf); done {
+				continue
+			}
+		}
 		m.conns.Add(1)
 		go func() {
 			defer m.conns.Done()
 			if sem != nil {
 				defer func() { <-sem }()
 			}
-			serve(c)
+			serve(c, prefix)
 		}()
 	}
+}
+
+// routeFast is the multiplexer's fast path for a new plain connection:
+// on a listener with TCP_DEFER_ACCEPT the request head has usually
+// arrived with the connection, so one non-blocking read gets it whole;
+// then the connection is routed and queued to its pool without a
+// goroutine, a deadline or a timer of its own. Anything else (no bytes
+// yet, a head that is incomplete or bad, an unknown host, a pool whose
+// queue is full) returns what was read for the slow path, which reads on
+// with the head timeout and answers errors, as for every connection
+// before.
+func (m *mux) routeFast(c net.Conn, buf []byte) (bool, []byte) {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return false, nil
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return false, nil
+	}
+	n := 0
+	rc.Read(func(fd uintptr) bool {
+		n, _ = unix.Read(int(fd), buf)
+		return true // one attempt: never wait here
+	})
+	if n <= 0 {
+		return false, nil // nothing yet (or the client closed: the slow path sees it)
+	}
+	read := buf[:n]
+	h, err := m.heads.ParseHead(read)
+	if err != nil {
+		return false, slices.Clone(read)
+	}
+	local := addrPort(c.LocalAddr())
+	rt, ok := m.table.Lookup(local, h.Host)
+	if !ok {
+		return false, slices.Clone(read)
+	}
+	info := fdpass.ConnInfo{LocalAddr: c.LocalAddr(), RemoteAddr: c.RemoteAddr(), Listener: local.String()}
+	if err := m.pools[rt.Pool].TrySendConn(c, read, info); err != nil {
+		return false, slices.Clone(read)
+	}
+	c.Close()
+	return true, nil
+}
+
+// routeAfter is route for a connection of which prefix was read.
+func (m *mux) routeAfter(c net.Conn, prefix []byte) {
+	defer c.Close()
+	info := fdpass.ConnInfo{LocalAddr: c.LocalAddr(), RemoteAddr: c.RemoteAddr()}
+	m.routeHeadAfter(c, info, prefix)
 }
 
 // route reads one request head from c and passes c on. c is closed here
@@ -211,7 +293,12 @@ func (m *mux) route(c net.Conn) {
 // routeHead reads the head on c and passes c, with info, to the pool its
 // route names.
 func (m *mux) routeHead(c net.Conn, info fdpass.ConnInfo) {
-	h, err := m.heads.ReadHead(c.(vhostroute.DeadlineReader))
+	m.routeHeadAfter(c, info, nil)
+}
+
+// routeHeadAfter is routeHead for a connection of which prefix was read.
+func (m *mux) routeHeadAfter(c net.Conn, info fdpass.ConnInfo, prefix []byte) {
+	h, err := m.heads.ReadHeadAfter(c.(vhostroute.DeadlineReader), prefix)
 	if err != nil {
 		var he *vhostroute.HeadError
 		if errors.As(err, &he) {
