@@ -981,6 +981,14 @@ func TestReloadUnderLoad(t *testing.T) {
 			}
 			host := hosts[i%len(hosts)]
 			req, _ := http.NewRequest("GET", "http://"+addr+"/a.txt", nil)
+			if keepAlive {
+				// A request net/http will not silently send again on a
+				// new connection (a body without GetBody): a kept-alive
+				// connection reset under it is a failure, as it is for
+				// a browser's POST.
+				req, _ = http.NewRequest("GET", "http://"+addr+"/a.txt", io.NopCloser(strings.NewReader("x")))
+				req.ContentLength = 1
+			}
 			req.Host = host
 			resp, err := c.Do(req)
 			var body []byte

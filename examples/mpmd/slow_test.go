@@ -56,8 +56,9 @@ func startSlow(t *testing.T, mode string) *slowSetup {
 	ports := freePorts(t, 2)
 	s := &slowSetup{addr: ports[0], tlsAddr: ports[1]}
 	big := strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB
+	huge := strings.Repeat(big, 32)                  // beyond any socket buffers
 	pages := map[string]string{
-		"index.php": uidPage, "hello.txt": "hello\n", "big.txt": big,
+		"index.php": uidPage, "hello.txt": "hello\n", "big.txt": big, "huge.txt": huge,
 		"post.php":  `<?php echo strlen(file_get_contents("php://input"));`,
 		"sleep.php": `<?php sleep((int)($_GET["s"] ?? 2)); echo "slept";`,
 		"loop.php":  `<?php while (true) { }`,
@@ -214,6 +215,20 @@ func TestNonReadingClient(t *testing.T) {
 		io.WriteString(c, "GET /big.txt HTTP/1.1\r\nHost: victim.test\r\n\r\n")
 		<-stop
 	})
+	// A client that stops reading a response larger than the socket
+	// buffers is dropped after send_timeout (2s), not served for ever.
+	c, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /huge.txt HTTP/1.1\r\nHost: victim.test\r\n\r\n")
+	time.Sleep(4 * time.Second)
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	n, _ := io.Copy(io.Discard, c)
+	if n >= 32<<20 {
+		t.Errorf("a client that stopped reading for twice send_timeout got all %d bytes, want the connection dropped", n)
+	}
 }
 
 // TLS clients that finish their handshake and then send a head line a
@@ -315,6 +330,11 @@ func TestHTTP2Flood(t *testing.T) {
 	}
 	waitFor(t, "four PHP processes of the victim", func() bool { return countPHP(victimSlowUID) == 4 })
 	warm.Wait()
+	// The server announces a quarter of the pool's max as the streams a
+	// connection may open (Go's default was 250).
+	if n := maxStreams(t, s.tlsAddr, "victim.test"); n != 4 {
+		t.Errorf("SETTINGS_MAX_CONCURRENT_STREAMS %d, want 4 (a quarter of max = 16)", n)
+	}
 	s.underAttack(t, "one HTTP/2 connection's streams", 1, flood, s.all()...)
 	if peak > 4 {
 		t.Errorf("%d PHP processes of the victim at once for one HTTP/2 connection, want at most its php_max of 4", peak)
@@ -327,6 +347,32 @@ func TestHTTP2Flood(t *testing.T) {
 		t.Errorf("%d PHP processes of the victim at once under HTTP/2 floods, want at most its php_max of 4", peak)
 	}
 	t.Logf("four connections: peak PHP processes of the victim: %d", peak)
+}
+
+// maxStreams reads the server's first SETTINGS frame on an HTTP/2
+// connection and returns its SETTINGS_MAX_CONCURRENT_STREAMS (0 if
+// absent).
+func maxStreams(t *testing.T, addr, name string) uint32 {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: name, InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, http2.ClientPreface)
+	fr := http2.NewFramer(c, c)
+	fr.WriteSettings()
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("reading the server's SETTINGS: %v", err)
+		}
+		if sf, ok := f.(*http2.SettingsFrame); ok && !sf.IsAck() {
+			v, _ := sf.Value(http2.SettingMaxConcurrentStreams)
+			return v
+		}
+	}
 }
 
 // countPHP counts the PHP processes (php-cgi, or PHP-FPM's children) of uid.

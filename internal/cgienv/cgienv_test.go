@@ -58,6 +58,19 @@ func TestBuild(t *testing.T) {
 	}
 }
 
+// A header spelled with '_' never becomes a variable, even alone: it
+// would pass for the one spelled with '-' (which a proxy in front may
+// have set, and which the application trusts).
+func TestUnderscoreHeaderAlone(t *testing.T) {
+	r := request(t, "http://a.example/", "127.0.0.1:80", map[string][]string{"X_Forwarded_For": {"10.6.6.6"}, "X_Real_IP": {"10.6.6.6"}})
+	env := Build(r, Vars{ScriptName: "/index.php"})
+	for _, k := range []string{"HTTP_X_FORWARDED_FOR", "HTTP_X_REAL_IP"} {
+		if v, ok := env[k]; ok {
+			t.Errorf("%s = %q from a header spelled with '_', want it unset", k, v)
+		}
+	}
+}
+
 // SERVER_PORT is the port the client reached, not 80 whatever the port.
 func TestServerPortFromConnection(t *testing.T) {
 	r := request(t, "http://a.example/", "127.0.0.1:8443", nil)
