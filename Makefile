@@ -2,7 +2,7 @@
 GO ?= go
 export CGO_ENABLED := 0
 
-.PHONY: test deps fmt vet unit race demo dropdemo build clean bench bench-extra
+.PHONY: test deps fmt vet unit race demo dropdemo build clean bench bench-extra apps
 
 ## test: everything CI runs: tools, gofmt, vet, all tests, race detector
 test: deps fmt vet unit race
@@ -43,6 +43,10 @@ bench:
 ## bench-extra: dispatch overhead, cold start, PSS of 100 identities (root, no anchors needed)
 bench-extra:
 	bench/extra.sh
+
+## apps: WordPress and DokuWiki (Debian's packages, installed if missing) under mpmd, cgi and fpm (root; not part of test)
+apps: build
+	scripts/apps.sh
 
 build:
 	$(GO) build -o bin/mpmd ./examples/mpmd
