@@ -220,6 +220,9 @@ for s in $ACTIVE; do # warm-up, discarded: start the workers (and their PHP);
     if is_cgi "$s"; then n=32 c=8; else n=400 c=32; fi
     ab -q -n $n -c $c -H "Host: alice.test" "http://127.0.0.1:$(port $s)/hello.php" >/dev/null 2>&1 || true
     ab -q -n 10 -c 1 -H "Host: alice.test" "http://127.0.0.1:$(port $s)/info.php" >/dev/null 2>&1 || true
+    # 8 kept-alive connections: Apache prefork starts with 5 children and
+    # spawns more once a second, so its first keep-alive run stalls
+    ab -q -k -n 2000 -c 8 -H "Host: alice.test" "http://127.0.0.1:$(port $s)/static.txt" >/dev/null 2>&1 || true
 done
 for r in $(seq 1 "$REPS"); do
     for t in $TESTS; do
