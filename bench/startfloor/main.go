@@ -1,7 +1,7 @@
 // Command startfloor is bench/extra.sh's floor for the cold-start
 // figure: the wall time to start the mpmd binary as a site's uid and see
 // it exit, measured the way mpmd's master starts a worker (os/exec, the
-// children's environment: PATH, GOMAXPROCS=1, and the role variable).
+// children's environment: PATH, GOMAXPROCS=1, and the role variables).
 //
 // The program is started in the worker role with no inherited files, so
 // it runs the Go runtime's start, mpmd's package initialisation and the
@@ -38,18 +38,22 @@ func main() {
 	if *exe == "" || *uid < 0 || *gid < 0 || *n < 1 {
 		log.Fatal("usage: startfloor -exe MPMD -uid N -gid N [-n 5] [-setpriv /usr/bin/setpriv]")
 	}
-	env := []string{"PATH=/usr/local/bin:/usr/bin:/bin", "GOMAXPROCS=1", "MPM_PREFORK_ROLE=worker"}
+	// as prefork.Group.Start builds a worker's command (argv[0], working
+	// directory, environment, parent-death signal), less the pipes and
+	// files it passes
+	env := []string{"PATH=/usr/local/bin:/usr/bin:/bin", "GOMAXPROCS=1",
+		"MPM_PREFORK_ROLE=worker", "MPM_PREFORK_FILES=", "MPM_PREFORK_DEATHSIGNAL=9"}
 	direct := func() *exec.Cmd {
-		c := exec.Command(*exe)
-		c.Env = env
-		c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{
+		c := &exec.Cmd{Path: *exe, Args: []string{"mpm-worker"}, Dir: "/", Env: env}
+		c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Credential: &syscall.Credential{
 			Uid: uint32(*uid), Gid: uint32(*gid), Groups: []uint32{},
 		}}
 		return c
 	}
 	viaSetpriv := func() *exec.Cmd {
 		c := exec.Command(*setpriv, "--reuid", fmt.Sprint(*uid), "--regid", fmt.Sprint(*gid), "--clear-groups", *exe)
-		c.Env = env
+		c.Dir, c.Env = "/", env
+		c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		return c
 	}
 	for range *n {
