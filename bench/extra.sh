@@ -60,6 +60,8 @@ cleanup() {
     PIDS=()
 }
 trap cleanup EXIT
+# a signal ends the script through exit, so that the EXIT trap runs
+trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM
 
 wait_listen() { # port: until something listens on it. Checked with ss,
     # not by connecting: nothing reaches the 100-site daemon before its

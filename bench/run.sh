@@ -23,6 +23,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
 . "$HERE/lib.sh"
 ANCHORS=${ANCHORS:-$REPO/../shared/bench/anchors}
+ANCHORS=$(cd "$ANCHORS" 2>/dev/null && pwd || echo "$ANCHORS")
 ALL="mpmd-fpm mpmd-cgi prefork-modphp itk-modphp event-fpm fcgid-suexec cgi-suexec go-cgi"
 SYSTEMS=${SYSTEMS:-$ALL}
 REPS=${REPS:-3}
@@ -80,6 +81,8 @@ cleanup() {
     STARTED=""
 }
 trap cleanup EXIT
+# a signal ends the script through exit, so that the EXIT trap runs
+trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM
 
 # ---- free ports first: mpmd's must be, an anchor's taken leaves it out
 for s in $SYSTEMS; do
