@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers shared by bench/run.sh, bench/extra.sh and bench/targets.sh
 # (sourced, not run).
 

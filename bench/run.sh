@@ -179,7 +179,7 @@ done
 : >"$OUT/isolation.txt"
 for s in $ACTIVE; do
     base="http://127.0.0.1:$(port $s)"
-    for i in $(seq 1 100); do curl -fs -o /dev/null -H "Host: alice.test" "$base/static.txt" && break; sleep 0.1; done
+    for _ in $(seq 1 100); do curl -fs -o /dev/null -H "Host: alice.test" "$base/static.txt" && break; sleep 0.1; done
     for h in alice bob; do
         body=$(curl -s -m 10 -H "Host: $h.test" "$base/hello.php" || true)
         if [ "$body" != hello ]; then

@@ -71,7 +71,7 @@ ratio_row "hello.php wrk -c16 keep-alive, mpmd-fpm / event + php-fpm" wrk mpmd-f
 # phpinfo against the fastest isolated anchor of this run
 label="phpinfo ab -c1, mpmd-fpm / the best isolated anchor"
 w=$(why mpmd-fpm info)
-best= bestv= others= missing= nb=0
+best='' bestv='' others='' missing='' nb=0
 if [ -z "$w" ]; then
     for s in itk-modphp event-fpm fcgid-suexec cgi-suexec; do
         n=$(why "$s" info)
