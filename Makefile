@@ -35,14 +35,21 @@ dropdemo: build
 	@if [ "$$(id -u)" -ne 0 ]; then echo "NOTE: not root: the demo can show the threads but not drop them; run as root to see the drop."; fi
 	bin/dropdemo
 
-## bench: mpmd vs the anchors on loopback, then bench-extra (root; see bench/README.md)
+## bench: mpmd vs the anchors on loopback, then bench-extra, into one
+## results directory, then the targets table from both (root; see bench/README.md)
 bench:
-	bench/run.sh
-	bench/extra.sh
+	@OUT=$(CURDIR)/bench/results/$$(date +%Y%m%d-%H%M%S); export OUT; rc=0; \
+	bench/run.sh || rc=$$?; \
+	bench/extra.sh || rc=$$?; \
+	bench/targets.sh "$$OUT" || rc=$$?; \
+	exit $$rc
 
 ## bench-extra: dispatch overhead, cold start, PSS of 100 identities (root, no anchors needed)
 bench-extra:
-	bench/extra.sh
+	@OUT=$(CURDIR)/bench/results/$$(date +%Y%m%d-%H%M%S); export OUT; rc=0; \
+	bench/extra.sh || rc=$$?; \
+	bench/targets.sh "$$OUT" || rc=$$?; \
+	exit $$rc
 
 ## apps: WordPress and DokuWiki (Debian's packages, installed if missing) under mpmd, cgi and fpm (root; not part of test)
 apps: build
