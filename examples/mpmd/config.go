@@ -159,6 +159,14 @@ type Identity struct {
 	// Rlimits are resource limits for the identity's workers and their
 	// PHP children: {nproc = 64, data = "512M", nofile = 1024, cpu = 60}.
 	Rlimits map[string]any `toml:"rlimits"`
+	// Landlock confines the identity's processes to its own files and
+	// the system's (default true); Read and Write add paths.
+	Landlock *bool    `toml:"landlock"`
+	Read     []string `toml:"read"`
+	Write    []string `toml:"write"`
+	// Seccomp refuses the system calls a web tenant has no use for
+	// (default true).
+	Seccomp *bool `toml:"seccomp"`
 
 	resolved privdrop.Identity
 }
@@ -189,6 +197,7 @@ type VHost struct {
 	Fallback       string            `toml:"fallback"` // front controller, "/index.php"
 	Deny           []string          `toml:"deny"`     // URL path patterns never served
 	Htaccess       *bool             `toml:"htaccess"` // apply .htaccess files; default true
+	Writable       []string          `toml:"writable"` // under document_root: what PHP may write (Landlock); default all of it
 	TLSCertificate string            `toml:"tls_certificate"`
 	TLSKey         string            `toml:"tls_key"`
 	PHPMode        string            `toml:"php_mode"`         // "cgi" (default) or "fpm"
@@ -396,6 +405,16 @@ func (c *Config) check() error {
 			return c.errAt(where+".rlimits", "identity %q: %v", name, err)
 		}
 		r.Rlimits = rl
+		for _, l := range []struct {
+			key   string
+			paths []string
+		}{{"read", id.Read}, {"write", id.Write}} {
+			for _, p := range l.paths {
+				if !filepath.IsAbs(p) || filepath.Clean(p) != p || p == "/" {
+					return c.errAt(where+"."+l.key, "identity %q: %s path %q is not an absolute, clean path below /", name, l.key, p)
+				}
+			}
+		}
 		if err := policy.Check(r); err != nil {
 			return c.errAt(where, "identity %q: %v", name, err)
 		}
@@ -529,6 +548,11 @@ func (c *Config) checkVHostPaths(i int) error {
 			return c.errAt(where+".fallback", "vhost %q: fallback %q is not a file's URL path such as \"/index.php\" (the query string is the request's)", v.ServerName, f)
 		}
 	}
+	for _, w := range v.Writable {
+		if filepath.IsAbs(w) || w == "" || !filepath.IsLocal(w) {
+			return c.errAt(where+".writable", "vhost %q: writable %q is not a path inside document_root such as \"wp-content/uploads\"", v.ServerName, w)
+		}
+	}
 	for _, d := range v.Deny {
 		if _, err := path.Match(strings.TrimSuffix(d, "/"), ""); err != nil || d == "" || d == "/" {
 			return c.errAt(where+".deny", "vhost %q: deny %q is not a path pattern such as \"/private/\", \"/vendor/*\" or \"*.sql\"", v.ServerName, d)
@@ -536,6 +560,9 @@ func (c *Config) checkVHostPaths(i int) error {
 	}
 	return nil
 }
+
+func (id *Identity) landlock() bool { return id.Landlock == nil || *id.Landlock }
+func (id *Identity) seccomp() bool  { return id.Seccomp == nil || *id.Seccomp }
 
 // htaccess reports whether the vhost applies .htaccess files (the
 // default).

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -131,6 +132,11 @@ func (m *master) run(ctx context.Context, cfg *Config) error {
 		if err := m.listen(addr); err != nil {
 			return err
 		}
+	}
+	if st := landlockStatus(); strings.HasPrefix(st, "unavailable") {
+		m.log.Warn("LANDLOCK UNAVAILABLE: each site's PHP can read every file its uid can, other sites' world-readable files included", "landlock", st)
+	} else {
+		m.log.Info("isolation", "landlock", st)
 	}
 	g, err := m.start(cfg)
 	if err != nil {
@@ -308,6 +314,7 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 		if plan.PHPDefaults, err = m.phpDirs(cfg, name, id); err != nil {
 			return nil, err
 		}
+		plan.Confine = confineFor(cfg, name, plan.VHosts)
 		if id.resolved.Chroot == "" {
 			plan.PHPDir = filepath.Join(cfg.Server.RunDir, "php", name)
 		}
@@ -641,6 +648,10 @@ func (m *master) phpDirs(cfg *Config, name string, id Identity) (map[string]stri
 		"session.save_path": filepath.Join(dir, "sessions"),
 		"upload_tmp_dir":    filepath.Join(dir, "tmp"),
 		"sys_temp_dir":      filepath.Join(dir, "tmp"),
+		// OPcache's lock file goes to /tmp otherwise, where another
+		// identity could hold it (and Landlock refuses it: php-cgi
+		// would not start).
+		"opcache.lockfile_path": filepath.Join(dir, "tmp"),
 	}, nil
 }
 

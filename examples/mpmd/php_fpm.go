@@ -31,6 +31,7 @@ type phpPlan struct {
 	Pools       []fpm.Pool
 	ProcessMax  int
 	StopTimeout time.Duration
+	Confine     confinePlan // what FPM and its PHP may still reach
 }
 
 // runPHP is the php process: PHP-FPM as this identity until it is asked
@@ -42,6 +43,9 @@ func runPHP(ctx context.Context, env *prefork.Env) error {
 	}
 	var plan phpPlan
 	if err := readPlan(planF, &plan); err != nil {
+		return err
+	}
+	if err := confine(plan.Confine, env.Logger); err != nil {
 		return err
 	}
 	return fpm.Run(ctx, env.Retiring(), fpm.Config{
@@ -75,7 +79,8 @@ func (m *master) phpSpecs(cfg *Config, name string, vhosts []workerVHost, defaul
 		}
 		plan := byBinary[v.PHPFPM]
 		if plan == nil {
-			plan = &phpPlan{Binary: v.PHPFPM, Dir: filepath.Join(dir, fmt.Sprintf("fpm-%d", len(byBinary))), ProcessMax: pp.Max, StopTimeout: stopTimeout}
+			plan = &phpPlan{Binary: v.PHPFPM, Dir: filepath.Join(dir, fmt.Sprintf("fpm-%d", len(byBinary))), ProcessMax: pp.Max, StopTimeout: stopTimeout,
+				Confine: confineFor(cfg, name, vhosts)}
 			byBinary[v.PHPFPM] = plan
 		}
 		values, admin := phpSettings(&v.VHost, defaults)

@@ -58,6 +58,8 @@ type workerPlan struct {
 	// of a site's PHP.
 	ConnPHP      int
 	TicketSecret []byte // the pool's session ticket secret, when it serves TLS
+	// Confine is what the worker, and the PHP it runs, may still reach.
+	Confine confinePlan
 }
 
 type workerVHost struct {

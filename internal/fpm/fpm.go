@@ -301,7 +301,11 @@ func Run(ctx context.Context, retire <-chan struct{}, c Config) error {
 // start starts FPM in a process group of its own, with a parent-death
 // signal set from a locked thread (it belongs to the thread that forks).
 func (c *Config) start() (*running, error) {
-	cmd := exec.Command(c.Binary, "--nodaemonize", "--force-stderr", "--fpm-config", c.File())
+	// FPM's master creates OPcache's lock file when it starts, from
+	// php.ini alone (a pool's php_admin_value comes later); its default
+	// place is /tmp, shared by every user (and closed to a process that
+	// Landlock confines): the instance's own directory instead.
+	cmd := exec.Command(c.Binary, "--nodaemonize", "--force-stderr", "--fpm-config", c.File(), "-d", "opcache.lockfile_path="+c.Dir)
 	if c.asRoot {
 		cmd.Args = append(cmd.Args, "--allow-to-run-as-root")
 	}
