@@ -46,7 +46,13 @@ type hostile struct {
 	dir    string
 }
 
-func startHostile(t *testing.T) *hostile { return startHostileWith(t, "") }
+// The evil site runs without Landlock and seccomp: these attacks test
+// the layers beneath them (the privilege drop, dumpability, descriptors),
+// which must hold on a kernel without Landlock too; TestIsolationLayers
+// attacks through both.
+func startHostile(t *testing.T) *hostile {
+	return startHostileWith(t, "landlock = false\nseccomp = false\n")
+}
 
 // startHostileWith gives the evil identity extra settings.
 func startHostileWith(t *testing.T, evilIdentity string) *hostile {
