@@ -161,3 +161,50 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// With Revalidate, a directory is looked at again only once the interval
+// has passed: a new file, a changed one and a removed one each apply
+// after it, never before it is over and never later.
+func TestCacheRevalidate(t *testing.T) {
+	fsys := fstest.MapFS{"a/x": {Data: []byte("x")}}
+	stats := 0
+	c := &Cache{FS: statCounter{fsys, &stats}, Revalidate: 200 * time.Millisecond}
+	get := func() *File {
+		t.Helper()
+		f, err := c.Get("a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	if get() != nil || stats != 1 {
+		t.Fatalf("no file: got one, or %d stats, want 1", stats)
+	}
+	fsys["a/.htaccess"] = &fstest.MapFile{Data: []byte("Require all denied\n"), ModTime: time.Now()}
+	if get() != nil || stats != 1 {
+		t.Fatalf("within the interval: the new file was seen, or stat again (%d)", stats)
+	}
+	time.Sleep(250 * time.Millisecond)
+	if get() == nil || stats != 2 {
+		t.Fatalf("after the interval: the new file not seen (%d stats)", stats)
+	}
+	delete(fsys, "a/.htaccess")
+	if get() == nil {
+		t.Fatal("within the interval: the removal was seen")
+	}
+	time.Sleep(250 * time.Millisecond)
+	if get() != nil {
+		t.Fatal("after the interval: the removed file still applies")
+	}
+}
+
+// statCounter counts the stats made through it.
+type statCounter struct {
+	fstest.MapFS
+	n *int
+}
+
+func (s statCounter) Stat(name string) (fs.FileInfo, error) {
+	*s.n++
+	return s.MapFS.Stat(name)
+}
