@@ -55,6 +55,10 @@ type Config struct {
 	Env []string
 	// Files handed to every worker besides the pool's own.
 	Files []prefork.File
+	// Cgroup, when set, is an open cgroup v2 directory every worker is
+	// born in (see prefork.Spec.Cgroup): the identity's group, which the
+	// workers' own children (PHP) inherit. The pool does not close it.
+	Cgroup *os.File
 
 	// PerWorker is how many connections a worker serves at once. 0 or 1
 	// is the prefork model: one connection at a time, for code that is
@@ -584,6 +588,7 @@ func (p *Pool) spawn(n int) {
 			Args:     []string{p.cfg.Name, strconv.Itoa(slot)},
 			Identity: p.cfg.Identity,
 			Path:     p.cfg.Path,
+			Cgroup:   p.cfg.Cgroup,
 			Env:      append(slices.Clone(p.cfg.Env), envSlot+"="+strconv.Itoa(slot), envMaxRequests+"="+strconv.Itoa(p.cfg.MaxRequests), envName+"="+p.cfg.Name, envServe+"="+serveEnv(&p.cfg)),
 			Files: append([]prefork.File{
 				{Name: fileDispatch, File: p.recv},

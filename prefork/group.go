@@ -45,6 +45,15 @@ type Spec struct {
 	// itself (kill what it started, which no parent-death signal
 	// reaches) asks for SIGTERM, which ends its role's context.
 	DeathSignal syscall.Signal
+	// Cgroup, when set, is an open cgroup v2 directory the child is born
+	// in: clone3 with CLONE_INTO_CGROUP (Linux 5.7), through
+	// SysProcAttr.UseCgroupFD, so that it runs, allocates and forks in
+	// that group from its first instruction, and everything it starts
+	// inherits the group. Nil leaves the child in this process's cgroup.
+	// The caller keeps the file open while children may start, and
+	// closes it. A cgroup the kernel refuses (missing, not v2, no write
+	// permission on its cgroup.procs) makes Start fail.
+	Cgroup *os.File
 }
 
 // File is an inherited file and the name the child finds it by.
@@ -207,6 +216,11 @@ func (g *Group) Start(spec Spec) (*Child, error) {
 	}
 	cmd.Env = append(cmd.Env, EnvDeathSignal+"="+strconv.Itoa(int(death)))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: death}
+	if spec.Cgroup != nil {
+		// Fd on a directory changes nothing: it is not pollable.
+		cmd.SysProcAttr.UseCgroupFD = true
+		cmd.SysProcAttr.CgroupFD = int(spec.Cgroup.Fd())
+	}
 	if spec.Identity != nil {
 		if err := privdrop.Prepare(cmd, *spec.Identity); err != nil {
 			return nil, fmt.Errorf("prefork: start %s: %w", spec.Role, err)

@@ -45,6 +45,8 @@ type report struct {
 	Files         []string
 	Identity      *privdrop.Identity
 	GrandchildFDs []string // what a program the role runs holds
+	Cgroup        string   // the v2 line of /proc/self/cgroup, "0::/path"
+	GrandchildCg  string   // the same, of a program the role runs
 }
 
 // roleReport writes what the child holds to its inherited file "out".
@@ -79,7 +81,28 @@ func roleReport(ctx context.Context, env *Env) error {
 		return fmt.Errorf("run ls: %w", err)
 	}
 	r.GrandchildFDs = strings.Fields(string(ls))
+	r.Cgroup = v2Cgroup("/proc/self/cgroup")
+	cg, err := exec.Command("/bin/cat", "/proc/self/cgroup").Output()
+	if err != nil {
+		return fmt.Errorf("run cat: %w", err)
+	}
+	for _, l := range strings.Split(string(cg), "\n") {
+		if strings.HasPrefix(l, "0::") {
+			r.GrandchildCg = l
+		}
+	}
 	return json.NewEncoder(out).Encode(r)
+}
+
+// v2Cgroup returns the "0::/path" line of a /proc/<pid>/cgroup file.
+func v2Cgroup(name string) string {
+	b, _ := os.ReadFile(name)
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "0::") {
+			return l
+		}
+	}
+	return ""
 }
 
 func roleGraceful(ctx context.Context, env *Env) error {

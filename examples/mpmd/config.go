@@ -17,6 +17,7 @@ import (
 	"github.com/pelletier/go-toml/v2/unstable"
 	"golang.org/x/sys/unix"
 
+	"github.com/gompm/mpm/internal/cgroup"
 	"github.com/gompm/mpm/internal/fpm"
 	"github.com/gompm/mpm/pool"
 	"github.com/gompm/mpm/privdrop"
@@ -167,8 +168,17 @@ type Identity struct {
 	// Seccomp refuses the system calls a web tenant has no use for
 	// (default true).
 	Seccomp *bool `toml:"seccomp"`
+	// The identity's cgroup v2 limits, on every process of the site
+	// (workers, PHP and what PHP starts) together: memory_max = "512M",
+	// pids_max = 256, cpu_weight = 100 (1-10000, against the other
+	// identities), cpu_max = "50%" (of one CPU; "200%" is two).
+	MemoryMax string `toml:"memory_max"`
+	PidsMax   int64  `toml:"pids_max"`
+	CPUWeight int    `toml:"cpu_weight"`
+	CPUMax    string `toml:"cpu_max"`
 
 	resolved privdrop.Identity
+	limits   cgroup.Limits
 }
 
 // VHost is a [[vhost]] entry.
@@ -386,6 +396,12 @@ func (c *Config) check() error {
 		r, err := privdrop.Resolve(id.User, id.Group, policy)
 		if err != nil {
 			return c.errAt(where+".user", "identity %q: %v", name, err)
+		}
+		if err := cgroup.CheckName(name); err != nil {
+			return c.errAt(where, "identity name %q cannot name its cgroup: %v", name, err)
+		}
+		if id.limits, err = id.cgroupLimits(); err != nil {
+			return c.errAt(where, "identity %q: %v", name, err)
 		}
 		if other, dup := uids[r.UID]; dup {
 			return c.errAt(where+".user", "identities %q and %q both run as uid %d: one uid is one tenant (its processes can signal each other); use one identity", other, name, r.UID)
@@ -845,6 +861,45 @@ func parseRlimits(m map[string]any) ([]privdrop.Rlimit, error) {
 		out = append(out, privdrop.Rlimit{Resource: res, Cur: v, Max: v})
 	}
 	return out, nil
+}
+
+// cgroupLimits turns the identity's cgroup keys into limits, refusing a
+// value the kernel would, with the key and the value in the error.
+func (id *Identity) cgroupLimits() (cgroup.Limits, error) {
+	var l cgroup.Limits
+	if id.MemoryMax != "" {
+		n, err := parseSize(id.MemoryMax)
+		switch {
+		case err != nil:
+			return l, fmt.Errorf("memory_max = %q: %v", id.MemoryMax, err)
+		case n == privdrop.RlimInfinity:
+			// No limit, as without the key.
+		case n < 1<<20:
+			return l, fmt.Errorf("memory_max = %q is below 1M: the workers alone need more", id.MemoryMax)
+		case n > 1<<62:
+			return l, fmt.Errorf("memory_max = %q is too large", id.MemoryMax)
+		default:
+			l.MemoryMax = int64(n)
+		}
+	}
+	if id.PidsMax < 0 || id.PidsMax > 1<<22 {
+		return l, fmt.Errorf("pids_max = %d is outside 1..%d (0 or no key: no limit)", id.PidsMax, 1<<22)
+	}
+	l.PidsMax = id.PidsMax
+	if id.CPUWeight < 0 || id.CPUWeight > 10000 {
+		return l, fmt.Errorf("cpu_weight = %d is outside 1..10000 (100 is the default share)", id.CPUWeight)
+	}
+	l.CPUWeight = id.CPUWeight
+	if id.CPUMax != "" && id.CPUMax != "max" {
+		pct, ok := strings.CutSuffix(id.CPUMax, "%")
+		n, err := strconv.ParseUint(pct, 10, 32)
+		if !ok || err != nil || n < 1 || n > 100000 {
+			return l, fmt.Errorf("cpu_max = %q is not a percentage of one CPU from \"1%%\" to \"100000%%\" (\"50%%\" is half a CPU, \"200%%\" two)", id.CPUMax)
+		}
+		// Quota per 100ms period: 1% is 1ms, the kernel's least quota.
+		l.CPUMax = fmt.Sprintf("%d 100000", n*1000)
+	}
+	return l, nil
 }
 
 func parseSize(s string) (uint64, error) {

@@ -61,6 +61,13 @@ func TestConfigErrors(t *testing.T) {
 		{"uid 0", "[identity.r]\nuser = \"0\"\ngroup = \"2001\"\n\n[[vhost]]\nserver_name = \"a.example\"\ndocument_root = \"/srv/a\"\nidentity = \"r\"\n", `uid 0 is root's`},
 		{"itk uid below minimum", "[[vhost]]\nserver_name = \"a.example\"\ndocument_root = \"/srv/a\"\nuser = \"33\"\ngroup = \"33\"\n", `uid 33 is below the minimum 100`},
 		{"relative docroot", strings.Replace(site, "/srv/a", "srv/a", 1), `document_root "srv/a" is not an absolute path`},
+		// cgroup limits: the key and the value in the error.
+		{"bad memory_max", strings.Replace(site, "group = \"2001\"\n", "group = \"2001\"\nmemory_max = \"lots\"\n", 1), `identity "a": memory_max = "lots": not a number`},
+		{"tiny memory_max", strings.Replace(site, "group = \"2001\"\n", "group = \"2001\"\nmemory_max = \"64K\"\n", 1), `identity "a": memory_max = "64K" is below 1M`},
+		{"bad pids_max", strings.Replace(site, "group = \"2001\"\n", "group = \"2001\"\npids_max = -1\n", 1), `identity "a": pids_max = -1 is outside 1..4194304`},
+		{"bad cpu_weight", strings.Replace(site, "group = \"2001\"\n", "group = \"2001\"\ncpu_weight = 20000\n", 1), `identity "a": cpu_weight = 20000 is outside 1..10000`},
+		{"bad cpu_max", strings.Replace(site, "group = \"2001\"\n", "group = \"2001\"\ncpu_max = \"0.5\"\n", 1), `identity "a": cpu_max = "0.5" is not a percentage of one CPU`},
+		{"identity name not a cgroup", "[identity.\"cpu.a\"]\nuser = \"2001\"\ngroup = \"2001\"\n\n[[vhost]]\nserver_name = \"a.example\"\ndocument_root = \"/srv/a\"\nidentity = \"cpu.a\"\n", `identity name "cpu.a" cannot name its cgroup`},
 		{"bad duration", "[pool]\nidle_timeout = \"soon\"\n" + site, `bad duration "soon"`},
 		{"bad pool sizes", "[pool]\nmin = 5\nworkers = 2\n" + site, `min 5 is above max 2`},
 		{"min_spare", "[pool]\nmin_spare = 1\n" + site, `min_spare and max_spare are gone`},

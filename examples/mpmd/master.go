@@ -38,6 +38,7 @@ type master struct {
 	handbackSend, handbackRecv *os.File
 	limit                      *pool.Limit
 	status                     *statusServer
+	cgroups                    *cgroups // nil: sites run without cgroups
 
 	mu  sync.Mutex
 	cur *generation
@@ -56,6 +57,9 @@ type generation struct {
 	cfg   *Config
 	pools []*pool.Pool
 	files []*os.File // plans and logs, closed when the generation ends
+	// cgroups are the identities whose groups this generation uses,
+	// released when it ends.
+	cgroups []string
 
 	muxes      prefork.Group
 	muxSpec    prefork.Spec
@@ -137,6 +141,10 @@ func (m *master) run(ctx context.Context, cfg *Config) error {
 		m.log.Warn("LANDLOCK UNAVAILABLE: each site's PHP can read every file its uid can, other sites' world-readable files included", "landlock", st)
 	} else {
 		m.log.Info("isolation", "landlock", st)
+	}
+	if m.root {
+		// Before the trim: the parent group may need CAP_DAC_OVERRIDE.
+		m.cgroups = openCgroups(m.log)
 	}
 	g, err := m.start(cfg)
 	if err != nil {
@@ -257,6 +265,7 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 	defer func() {
 		if err != nil {
 			gen.closeFiles() // g itself is nil on the error returns
+			gen.releaseCgroups()
 		}
 	}()
 	listeners := slices.Concat(cfg.Server.Listen, cfg.Server.TLSListen)
@@ -323,7 +332,6 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 		if err != nil {
 			return nil, err
 		}
-		g.php.specs = append(g.php.specs, specs...)
 		pf, err := planFile("worker-"+name, plan)
 		if err != nil {
 			return nil, err
@@ -332,6 +340,20 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 		pc.Files = append(pc.Files, prefork.File{Name: "plan", File: pf})
 		pc.Counters = len(plan.VHosts) // each vhost's requests in progress (max_clients)
 		pc.Files = append(pc.Files, prefork.File{Name: "handback", File: m.handbackSend})
+		// Every process of the identity is born in its group: the
+		// workers, its php processes, and what they start.
+		cg, err := m.cgroups.acquire(name, id.limits)
+		if err != nil {
+			return nil, err
+		}
+		if cg != nil {
+			g.cgroups = append(g.cgroups, name)
+			g.files = append(g.files, cg)
+			pc.Cgroup = cg
+			for i := range specs {
+				specs[i].Cgroup = cg
+			}
+		}
 		pc.Path = m.exe
 		pc.Env = childEnv()
 		pc.Limit = m.limit
@@ -340,6 +362,7 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 			r := id.resolved
 			pc.Identity = &r
 		}
+		g.php.specs = append(g.php.specs, specs...)
 		p, err := pool.New(pc)
 		if err != nil {
 			return nil, err
@@ -443,12 +466,25 @@ func (g *generation) retire() {
 	g.close()
 }
 
-// close releases what the generation's pools and files hold.
+// close releases what the generation's pools and files hold, and its
+// identities' groups: a group no generation uses any more is removed
+// once it is empty.
 func (g *generation) close() {
 	for _, p := range g.pools {
 		p.Close()
 	}
 	g.closeFiles()
+	g.releaseCgroups()
+}
+
+func (g *generation) releaseCgroups() {
+	var wg sync.WaitGroup
+	for _, name := range g.cgroups {
+		wg.Add(1)
+		go func() { defer wg.Done(); g.m.cgroups.release(name) }()
+	}
+	wg.Wait()
+	g.cgroups = nil
 }
 
 func (g *generation) closeFiles() {
@@ -555,10 +591,21 @@ func (m *master) stats() []pool.Stats {
 	return out
 }
 
+// poolStatus is one line of the status page: a pool's stats and its
+// identity's cgroup usage. pool.Stats is embedded, so the JSON keeps its
+// fields at the top level and adds "Cgroup".
+type poolStatus struct {
+	pool.Stats
+	Cgroup *cgroupUsage `json:",omitempty"`
+}
+
 // statsJSON encodes the stats for the status process, leaving out the
 // per-worker slots if the whole would not fit in one message.
 func (m *master) statsJSON() []byte {
-	st := m.stats()
+	var st []poolStatus
+	for _, s := range m.stats() {
+		st = append(st, poolStatus{Stats: s, Cgroup: m.cgroups.usage(s.Name)})
+	}
 	b, _ := json.Marshal(st)
 	if len(b) > maxStatsMsg {
 		for i := range st {

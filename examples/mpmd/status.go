@@ -171,7 +171,7 @@ func runStatus(ctx context.Context, env *prefork.Env) error {
 	}
 	var mu sync.Mutex
 	buf := make([]byte, maxStatsMsg)
-	fetch := func() ([]pool.Stats, error) {
+	fetch := func() ([]poolStatus, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		c.SetDeadline(time.Now().Add(5 * time.Second))
@@ -182,7 +182,7 @@ func runStatus(ctx context.Context, env *prefork.Env) error {
 		if err != nil {
 			return nil, err
 		}
-		var st []pool.Stats
+		var st []poolStatus
 		return st, json.Unmarshal(buf[:n], &st)
 	}
 	mux := http.NewServeMux()
@@ -237,15 +237,22 @@ func requireToken(token string, h http.Handler) http.Handler {
 	})
 }
 
-func writeStatusText(w http.ResponseWriter, st []pool.Stats) {
+func writeStatusText(w http.ResponseWriter, st []poolStatus) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "POOL\tWORKERS\tIDLE\tBUSY\tSTARTING\tSPAWNED\tRETIRED\tKILLED\tCRASHED\tRECYCLED\tSERVED\tREFUSED\tBACKOFF")
+	fmt.Fprintln(tw, "POOL\tWORKERS\tIDLE\tBUSY\tSTARTING\tSPAWNED\tRETIRED\tKILLED\tCRASHED\tRECYCLED\tSERVED\tREFUSED\tBACKOFF\tCPU\tMEMORY")
 	for _, s := range st {
 		backoff := "-"
 		if time.Until(s.BackoffUntil) > 0 {
 			backoff = "until " + s.BackoffUntil.Format(time.TimeOnly)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", s.Name, s.Workers, s.Idle, s.Busy, s.Starting, s.Spawned, s.Retired, s.Killed, s.Crashed, s.Recycled, s.Served, s.Refused, backoff)
+		cpu, mem := "-", "-"
+		if s.Cgroup != nil {
+			cpu = fmt.Sprintf("%.2fs", s.Cgroup.CPUSeconds)
+			if s.Cgroup.MemoryBytes != nil {
+				mem = fmt.Sprintf("%.1fM", float64(*s.Cgroup.MemoryBytes)/(1<<20))
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", s.Name, s.Workers, s.Idle, s.Busy, s.Starting, s.Spawned, s.Retired, s.Killed, s.Crashed, s.Recycled, s.Served, s.Refused, backoff, cpu, mem)
 	}
 	tw.Flush()
 	for _, s := range st {
@@ -253,6 +260,11 @@ func writeStatusText(w http.ResponseWriter, st []pool.Stats) {
 			if sl.State == pool.Busy {
 				fmt.Fprintf(w, "%s: pid %d busy %v on %s%s\n", s.Name, sl.PID, time.Since(sl.Since).Round(time.Millisecond), sl.Host, sl.Path)
 			}
+		}
+	}
+	for _, s := range st {
+		if s.Cgroup != nil && len(s.Cgroup.NotEnforced) > 0 {
+			fmt.Fprintf(w, "%s: limits NOT ENFORCED on this host: %s\n", s.Name, strings.Join(s.Cgroup.NotEnforced, " "))
 		}
 	}
 }

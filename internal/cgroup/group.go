@@ -81,6 +81,12 @@ func (p *Parent) Create(name string, l Limits) (*Group, error) {
 	return g, nil
 }
 
+// CheckName reports, with an error that matches [ErrBadName], whether
+// name cannot be a group's name: what [Parent.Create] would refuse. A
+// daemon checks its identities' names with it when it reads its
+// configuration.
+func CheckName(name string) error { return checkName(name) }
+
 // checkName checks that name is one directory name that cannot collide
 // with an interface file.
 func checkName(name string) error {
