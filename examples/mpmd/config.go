@@ -35,6 +35,8 @@ type Config struct {
 	Pool       PoolConfig          `toml:"pool"`
 	Identities map[string]Identity `toml:"identity"`
 	VHosts     []VHost             `toml:"vhost"`
+	// Listeners are per-address settings, [listener."ADDR"] (proxy.go).
+	Listeners map[string]ListenerConfig `toml:"listener"`
 
 	file    string
 	lines   lineIndex
@@ -301,6 +303,9 @@ func (c *Config) check() error {
 		}
 	}
 	if err := c.checkTLSListen(); err != nil {
+		return err
+	}
+	if err := c.checkListeners(); err != nil {
 		return err
 	}
 	if s.RunDir == "" {

@@ -44,6 +44,8 @@ type master struct {
 
 	ticketMu sync.Mutex
 	tickets  map[string][]byte // session ticket secrets, by identity
+
+	sealKey []byte // the multiplexers' key for PROXY client addresses (muxPlan.SealKey)
 }
 
 // A generation is what one configuration runs: its pools and the
@@ -74,7 +76,7 @@ func newMaster(cfg *Config, log *slog.Logger) (*master, error) {
 			return nil, err
 		}
 	}
-	m := &master{log: log, exe: exe, root: os.Geteuid() == 0, listeners: map[string]*os.File{}}
+	m := &master{log: log, exe: exe, root: os.Geteuid() == 0, listeners: map[string]*os.File{}, sealKey: newSealKey()}
 	if m.root {
 		// Workers drop privileges on every thread; a cgo build cannot,
 		// and would start, then answer nothing as each worker fails.
@@ -340,7 +342,8 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 		g.pools = append(g.pools, p)
 	}
 
-	mp := muxPlan{Routing: cfg.routing, Listeners: listeners, HeaderTimeout: time.Duration(cfg.Server.HeaderTimeout), MaxHeaderBytes: cfg.Server.MaxHeaderBytes, UnknownHost: cfg.Server.UnknownHost}
+	mp := muxPlan{Routing: cfg.routing, Listeners: listeners, HeaderTimeout: time.Duration(cfg.Server.HeaderTimeout), MaxHeaderBytes: cfg.Server.MaxHeaderBytes, UnknownHost: cfg.Server.UnknownHost,
+		Proxy: cfg.trustedProxies(listeners), SealKey: m.sealKey}
 	var files []prefork.File
 	for i, addr := range listeners {
 		mp.TLS = append(mp.TLS, slices.Contains(cfg.Server.TLSListen, addr))

@@ -336,10 +336,7 @@ func (h *workerHandler) handBack(rw http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.handbackTimeout)
 	defer cancel()
-	info := fdpass.ConnInfo{}
-	if fc, ok := conn.(*fdpass.Conn); ok {
-		info = fc.Info()
-	}
+	info := passedInfo(conn)
 	if err := h.sock.SendConn(ctx, conn, head, info); err != nil {
 		h.log.Warn("hand back a connection", "host", r.Host, "err", err)
 		writeAnswer(conn, http.StatusServiceUnavailable, "the site is busy; try again", retryAfter)
