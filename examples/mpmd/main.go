@@ -6,6 +6,8 @@
 //	mpmd -config /etc/mpmd.toml         run
 //	mpmd -check -config /etc/mpmd.toml  validate and print what would run
 //	mpmd -demo                          run a built-in demo on 127.0.0.1:8080
+//	mpmd -export haproxy-map -node web1=/etc/mpmd.toml -node web2=...
+//	                                    print an HAProxy map of the nodes' sites
 package main
 
 import (
@@ -44,8 +46,26 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	demoListen := fs.String("demo-listen", defaultListen, "with -demo: the address to listen on")
 	demoTLSListen := fs.String("demo-tls-listen", "", "with -demo: the address to listen on for TLS (default: the -demo-listen port + 363)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	export := fs.String("export", "", "print what a front needs for the -node nodes and exit: `haproxy-map` (Host -> backend) or haproxy-sni-map (SNI -> backend, TLS passthrough)")
+	var nodes []exportNode
+	fs.Func("node", "with -export: a node, as `NAME=CONFIG` (its name in HAProxy, its mpmd configuration file); once per node", func(s string) error {
+		n, err := parseNode(s)
+		nodes = append(nodes, n)
+		return err
+	})
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *export != "" || len(nodes) > 0 {
+		if *export == "" {
+			fmt.Fprintln(stderr, "mpmd: -node is for -export")
+			return 2
+		}
+		if err := exportHAProxy(stdout, *export, nodes); err != nil {
+			fmt.Fprintf(stderr, "mpmd: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(*level)); err != nil {
