@@ -2,7 +2,7 @@
 GO ?= go
 export CGO_ENABLED := 0
 
-.PHONY: test deps fmt vet unit race demo dropdemo build clean bench bench-extra apps
+.PHONY: test deps fmt vet unit race demo dropdemo build clean bench bench-extra apps cluster-test
 
 ## test: everything CI runs: tools, gofmt, vet, all tests, race detector
 test: deps fmt vet unit race
@@ -54,6 +54,10 @@ bench-extra:
 ## apps: WordPress and DokuWiki (Debian's packages, installed if missing) under mpmd, cgi and fpm (root; not part of test)
 apps: build
 	scripts/apps.sh
+
+## cluster-test: HAProxy (installed if missing) in front of three mpmd nodes with PROXY v2: routing, client address, a node killed, reloads (root; not part of test)
+cluster-test:
+	scripts/cluster.sh
 
 build:
 	$(GO) build -o bin/mpmd ./examples/mpmd
