@@ -381,6 +381,23 @@ func (p *Pool) Retire() {
 	p.poke()
 }
 
+// Signal sends sig to every worker of the pool that is running, for an
+// application's own use (mpmd has its workers reopen their logs). A
+// worker that has not yet installed a handler gets the signal's default
+// action: send one that a Go program ignores unless asked for, such as
+// SIGWINCH.
+func (p *Pool) Signal(sig syscall.Signal) {
+	p.mu.Lock()
+	kids := make([]*prefork.Child, 0, len(p.children))
+	for _, c := range p.children {
+		kids = append(kids, c)
+	}
+	p.mu.Unlock()
+	for _, c := range kids {
+		c.Signal(sig)
+	}
+}
+
 // WaitRetired waits, after Retire, until every worker has ended or d has
 // passed, and reports whether they all ended.
 func (p *Pool) WaitRetired(d time.Duration) bool {
