@@ -283,6 +283,46 @@ func closeFDs(fds []int) {
 	}
 }
 
+// pidFile is where the master writes its pid, in run_dir, for
+// logrotate's postrotate (kill -USR1 $(cat /run/mpmd/mpmd.pid)).
+const pidFile = "mpmd.pid"
+
+// writePID writes the master's pid to <run_dir>/mpmd.pid (0644), through
+// root's directories and without following a link, as the logs are
+// opened; it returns a function that removes it.
+func writePID(runDir string, root bool) (func(), error) {
+	var dir int
+	var err error
+	if root {
+		dir, err = walkRootDirs(runDir, true)
+	} else {
+		if err = os.MkdirAll(runDir, 0o755); err == nil {
+			dir, err = unix.Open(runDir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pid file in %s: %w", runDir, err)
+	}
+	fd, err := unix.Openat(dir, pidFile, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		unix.Close(dir)
+		return nil, &os.PathError{Op: "open", Path: runDir + "/" + pidFile, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), pidFile)
+	_, err = fmt.Fprintf(f, "%d\n", os.Getpid())
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		unix.Close(dir)
+		return nil, fmt.Errorf("pid file: %w", err)
+	}
+	return func() {
+		unix.Unlinkat(dir, pidFile, 0)
+		unix.Close(dir)
+	}, nil
+}
+
 // logFiles is the pool's log files for its workers' spawn.
 func (l *poolLogs) logFiles() []prefork.File {
 	return []prefork.File{{Name: "logctl", File: l.peer}}

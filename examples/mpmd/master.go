@@ -179,7 +179,21 @@ func (m *master) run(ctx context.Context, cfg *Config) error {
 		}
 	}
 
-	kind := prefork.WaitSignals(ctx, func() { m.reload(cfg.file) }, nil)
+	// The pid file is written once the signals are handled: a signal
+	// sent to the pid it names is never the default action (an exit).
+	var removePID func()
+	defer func() {
+		if removePID != nil {
+			removePID()
+		}
+	}()
+	ready := func() {
+		var err error
+		if removePID, err = writePID(cfg.Server.RunDir, m.root); err != nil {
+			m.log.Warn("no pid file", "err", err)
+		}
+	}
+	kind := prefork.WaitSignals(ctx, func() { m.reload(cfg.file) }, ready)
 	m.log.Info("stopping", "how", kind.String())
 	m.mu.Lock()
 	g = m.cur
