@@ -41,6 +41,13 @@ type master struct {
 	mu  sync.Mutex
 	cur *generation
 	gen int // generations started, for names that must differ between two
+	// For the status page and metrics: the generations whose pools
+	// still run (the current one, and those retiring after a reload),
+	// and the counters of the pools of those that ended, by identity.
+	live                    []*generation
+	past                    map[string]pool.Stats
+	started                 time.Time
+	reloads, reloadFailures uint64
 
 	ticketMu sync.Mutex
 	tickets  map[string][]byte // session ticket secrets, by identity
@@ -54,9 +61,14 @@ type master struct {
 // is serving.
 type generation struct {
 	m     *master
+	n     int // its number: 1 at start, one more for each reload
 	cfg   *Config
 	pools []*pool.Pool
-	files []*os.File // plans and logs, closed when the generation ends
+	uids  []uint32    // each pool's identity's uid
+	logs  []*poolLogs // each pool's access logs; nil for a pool with none
+	// logsServed says the logs' request sockets are being answered.
+	logsServed bool
+	files      []*os.File // plans and logs, closed when the generation ends
 
 	muxes      prefork.Group
 	muxSpec    prefork.Spec
@@ -76,7 +88,7 @@ func newMaster(cfg *Config, log *slog.Logger) (*master, error) {
 			return nil, err
 		}
 	}
-	m := &master{log: log, exe: exe, root: os.Geteuid() == 0, listeners: map[string]*os.File{}, sealKey: newSealKey()}
+	m := &master{log: log, exe: exe, root: os.Geteuid() == 0, listeners: map[string]*os.File{}, sealKey: newSealKey(), past: map[string]pool.Stats{}, started: time.Now()}
 	if m.root {
 		// Workers drop privileges on every thread; a cgo build cannot,
 		// and would start, then answer nothing as each worker fails.
@@ -129,6 +141,11 @@ func (m *master) run(ctx context.Context, cfg *Config) error {
 			f.Close()
 		}
 	}()
+	// Asked for before anything is served: SIGUSR1 ends a Go program
+	// that does not ask for it.
+	stopReopen := make(chan struct{})
+	defer close(stopReopen)
+	go m.watchReopen(stopReopen)
 	for _, addr := range slices.Concat(cfg.Server.Listen, cfg.Server.TLSListen) {
 		if err := m.listen(addr); err != nil {
 			return err
@@ -142,6 +159,7 @@ func (m *master) run(ctx context.Context, cfg *Config) error {
 	// as it runs, and the capability trim below takes a while.
 	m.mu.Lock()
 	m.cur = g
+	m.live = append(m.live, g)
 	m.mu.Unlock()
 	if cfg.Server.Admin != "off" {
 		if m.status, err = m.startStatus(cfg); err != nil {
@@ -163,7 +181,21 @@ func (m *master) run(ctx context.Context, cfg *Config) error {
 		}
 	}
 
-	kind := prefork.WaitSignals(ctx, func() { m.reload(cfg.file) }, nil)
+	// The pid file is written once the signals are handled: a signal
+	// sent to the pid it names is never the default action (an exit).
+	var removePID func()
+	defer func() {
+		if removePID != nil {
+			removePID()
+		}
+	}()
+	ready := func() {
+		var err error
+		if removePID, err = writePID(cfg.Server.RunDir, m.root); err != nil {
+			m.log.Warn("no pid file", "err", err)
+		}
+	}
+	kind := prefork.WaitSignals(ctx, func() { m.reload(cfg.file) }, ready)
 	m.log.Info("stopping", "how", kind.String())
 	m.mu.Lock()
 	g = m.cur
@@ -214,25 +246,35 @@ const deferAcceptSeconds = 5
 // reload starts a generation from the configuration file and retires the
 // current one. A file with errors changes nothing.
 func (m *master) reload(path string) {
+	failed := func() {
+		m.mu.Lock()
+		m.reloadFailures++
+		m.mu.Unlock()
+	}
 	cfg, err := LoadConfig(path)
 	if err != nil {
 		m.log.Error("reload refused; still running the previous configuration", "err", err)
+		failed()
 		return
 	}
 	for _, addr := range slices.Concat(cfg.Server.Listen, cfg.Server.TLSListen) {
 		if _, ok := m.listeners[addr]; !ok {
 			m.log.Error("reload refused: a new listen address needs a restart (the master no longer binds)", "addr", addr)
+			failed()
 			return
 		}
 	}
 	g, err := m.start(cfg)
 	if err != nil {
 		m.log.Error("reload failed; still running the previous configuration", "err", err)
+		failed()
 		return
 	}
 	m.mu.Lock()
 	old := m.cur
 	m.cur = g
+	m.live = append(m.live, g)
+	m.reloads++
 	m.mu.Unlock()
 	m.log.Info("reloaded", "file", path, "vhosts", len(cfg.VHosts))
 	// The old multiplexers stop accepting and finish routing what they
@@ -247,7 +289,7 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 		return nil, err
 	}
 	m.gen++
-	gen := &generation{m: m, cfg: cfg, stopping: make(chan struct{})}
+	gen := &generation{m: m, n: m.gen, cfg: cfg, stopping: make(chan struct{})}
 	gen.php.m, gen.php.stopped = m, make(chan struct{})
 	g = gen
 	defer func() {
@@ -255,6 +297,7 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 			gen.closeFiles() // g itself is nil on the error returns
 		}
 	}()
+
 	listeners := slices.Concat(cfg.Server.Listen, cfg.Server.TLSListen)
 	for pi, name := range cfg.routing.Pools {
 		id := cfg.Identities[name]
@@ -286,6 +329,8 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 			return nil, err
 		}
 		plan.ConnPHP = max(min(pp.Max, eff.MaxActive)/2, 1)
+		var logs *poolLogs
+		g.logs = append(g.logs, nil) // g.logs[pi], set with the first log
 		for vi, v := range cfg.VHosts {
 			if cfg.routing.VHosts[vi].Pool != pi {
 				continue
@@ -299,6 +344,14 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 				g.files = append(g.files, f)
 				wv.LogFile = "log-" + strconv.Itoa(vi)
 				pc.Files = append(pc.Files, prefork.File{Name: wv.LogFile, File: f})
+				if logs == nil {
+					if logs, err = newPoolLogs(); err != nil {
+						return nil, err
+					}
+					g.logs[pi] = logs
+					pc.Files = append(pc.Files, logs.logFiles()...)
+				}
+				logs.add(wv.LogFile, v.AccessLog, f)
 			}
 			plan.VHosts = append(plan.VHosts, wv)
 			if v.TLSCertificate != "" && plan.TicketSecret == nil {
@@ -340,6 +393,7 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 			return nil, err
 		}
 		g.pools = append(g.pools, p)
+		g.uids = append(g.uids, id.resolved.UID)
 	}
 
 	mp := muxPlan{Routing: cfg.routing, Listeners: listeners, HeaderTimeout: time.Duration(cfg.Server.HeaderTimeout), MaxHeaderBytes: cfg.Server.MaxHeaderBytes, UnknownHost: cfg.Server.UnknownHost,
@@ -383,6 +437,12 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 		g.poolsDone.Add(1)
 		go func() { defer g.poolsDone.Done(); p.Run(poolCtx) }()
 	}
+	for _, l := range g.logs {
+		if l != nil {
+			go l.serve(m.log)
+		}
+	}
+	g.logsServed = true
 	g.muxes.Logger = m.log
 	g.muxes.OnExit = g.muxExited
 	for range cfg.Server.Multiplexers {
@@ -441,6 +501,7 @@ func (g *generation) retire() {
 
 // close releases what the generation's pools and files hold.
 func (g *generation) close() {
+	g.m.ended(g)
 	for _, p := range g.pools {
 		p.Close()
 	}
@@ -448,6 +509,17 @@ func (g *generation) close() {
 }
 
 func (g *generation) closeFiles() {
+	for _, l := range g.logs {
+		switch {
+		case l == nil:
+		case g.logsServed:
+			l.close() // every worker has ended
+		default:
+			l.ctl.Close()
+			l.peer.Close()
+		}
+	}
+	g.logs = nil
 	for _, f := range g.files {
 		f.Close()
 	}
@@ -528,37 +600,33 @@ func childEnv() []string {
 	return []string{"PATH=/usr/local/bin:/usr/bin:/bin", "GOMAXPROCS=1"}
 }
 
-// stats returns every pool's stats, sorted by name.
-func (m *master) stats() []pool.Stats {
+// ended keeps the counters of g's pools, whose workers have all ended,
+// and forgets g.
+func (m *master) ended(g *generation) {
 	m.mu.Lock()
-	g := m.cur
-	m.mu.Unlock()
-	var out []pool.Stats
-	if g != nil {
-		for _, p := range g.pools {
-			out = append(out, p.Stats())
-		}
+	defer m.mu.Unlock()
+	i := slices.Index(m.live, g)
+	if i < 0 {
+		return // never started serving
 	}
-	slices.SortFunc(out, func(a, b pool.Stats) int {
-		switch {
-		case a.Name < b.Name:
-			return -1
-		case a.Name > b.Name:
-			return 1
-		}
-		return 0
-	})
-	return out
+	m.live = slices.Delete(m.live, i, i+1)
+	for _, p := range g.pools {
+		now := p.Stats()
+		st := m.past[now.Name]
+		st.Name = now.Name
+		addCounters(&st, now)
+		m.past[now.Name] = st
+	}
 }
 
-// statsJSON encodes the stats for the status process, leaving out the
+// statsJSON encodes the snapshot for the status process, leaving out the
 // per-worker slots if the whole would not fit in one message.
 func (m *master) statsJSON() []byte {
-	st := m.stats()
+	st := m.snapshot()
 	b, _ := json.Marshal(st)
 	if len(b) > maxStatsMsg {
-		for i := range st {
-			st[i].Slots = nil
+		for i := range st.Pools {
+			st.Pools[i].Slots = nil
 		}
 		b, _ = json.Marshal(st)
 	}

@@ -141,7 +141,8 @@ func (s *statusServer) stop() {
 	s.conn.Close()
 }
 
-// runStatus serves /status (JSON) and / (text) on the admin listener.
+// runStatus serves /status (JSON), / (text) and /metrics (Prometheus) on
+// the admin listener.
 func runStatus(ctx context.Context, env *prefork.Env) error {
 	lf, err := env.File("admin")
 	if err != nil {
@@ -171,18 +172,18 @@ func runStatus(ctx context.Context, env *prefork.Env) error {
 	}
 	var mu sync.Mutex
 	buf := make([]byte, maxStatsMsg)
-	fetch := func() ([]pool.Stats, error) {
+	fetch := func() (snapshot, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		c.SetDeadline(time.Now().Add(5 * time.Second))
+		var st snapshot
 		if _, err := c.Write([]byte{'?'}); err != nil {
-			return nil, err
+			return st, err
 		}
 		n, err := c.Read(buf)
 		if err != nil {
-			return nil, err
+			return st, err
 		}
-		var st []pool.Stats
 		return st, json.Unmarshal(buf[:n], &st)
 	}
 	mux := http.NewServeMux()
@@ -195,7 +196,7 @@ func runStatus(ctx context.Context, env *prefork.Env) error {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		enc.Encode(st)
+		enc.Encode(st.Pools)
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		st, err := fetch()
@@ -204,7 +205,16 @@ func runStatus(ctx context.Context, env *prefork.Env) error {
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		writeStatusText(w, st)
+		writeStatusText(w, st.Pools)
+	})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		st, err := fetch()
+		if err != nil {
+			http.Error(w, "stats unavailable: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", promContentType)
+		writeMetrics(w, st, time.Now())
 	})
 	var handler http.Handler = mux
 	if plan.Token != "" {
@@ -237,7 +247,7 @@ func requireToken(token string, h http.Handler) http.Handler {
 	})
 }
 
-func writeStatusText(w http.ResponseWriter, st []pool.Stats) {
+func writeStatusText(w http.ResponseWriter, st []poolSnapshot) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "POOL\tWORKERS\tIDLE\tBUSY\tSTARTING\tSPAWNED\tRETIRED\tKILLED\tCRASHED\tRECYCLED\tSERVED\tREFUSED\tBACKOFF")
 	for _, s := range st {

@@ -87,6 +87,19 @@ func runWorker(ctx context.Context, env *prefork.Env) error {
 		}
 		h.sites[v.N] = ws
 	}
+	if ctl, err := env.File("logctl"); err == nil {
+		// SIGUSR1 to the master reopens the access logs: the worker
+		// asks for the new files (see logreopen.go).
+		wl := &workerLogs{ctl: ctl, byLog: map[string]*accessLog{}, log: log}
+		for _, v := range plan.VHosts {
+			if ws := h.sites[v.N]; ws != nil && ws.access != nil {
+				wl.byLog[v.LogFile] = ws.access
+			}
+		}
+		done := make(chan struct{})
+		defer close(done)
+		wl.watch(done)
+	}
 	// Persistent php-cgi children (php_mode = "fastcgi") end with the worker.
 	defer func() {
 		for _, ws := range h.sites {
