@@ -353,7 +353,9 @@ const deferAcceptSeconds = 5
 // reload starts a generation from the configuration file and retires the
 // current one. A file with errors changes nothing.
 func (m *master) reload(path string) {
-	m.notify("RELOADING=1")
+	if _, err := systemd.Reloading(); err != nil {
+		m.log.Warn("notify systemd", "err", err)
+	}
 	// Whatever the outcome: a reload that changed nothing is over too.
 	defer func() { m.notify("READY=1\nSTATUS=" + m.statusLine()) }()
 	cfg, err := LoadConfig(path)
