@@ -14,6 +14,9 @@ declare -A pkgs=(
 	[ab]=apache2-utils
 	[gcc]=gcc # cgo, which the race detector needs
 	[setcap]=libcap2-bin
+	[systemd-analyze]=systemd # verify the units (PID 1 need not be systemd)
+	[man]=man-db              # systemd-analyze verify checks Documentation=man:
+	[dpkg-deb]=dpkg           # make deb
 )
 
 if ! command -v go >/dev/null 2>&1; then
