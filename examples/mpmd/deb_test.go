@@ -82,3 +82,24 @@ func TestDebianPackage(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeCommands: the commands the README prints for packaging and
+// upgrades are the ones TestDebianPackage and TestUpgradeUnderLoad run.
+func TestReadmeCommands(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk, err := os.ReadFile("../../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"make deb\n", "dpkg -i bin/mpmd_*.deb\n", "/usr/sbin/mpmd -check -config /etc/mpmd/mpmd.toml\n", "kill -USR2 <master pid>\n"} {
+		if !strings.Contains(string(readme), c) {
+			t.Errorf("README.md no longer prints %q, which the tests run", strings.TrimSpace(c))
+		}
+	}
+	if !strings.Contains(string(mk), "deb:\n\tscripts/deb.sh bin\n") {
+		t.Error("make deb no longer runs scripts/deb.sh bin, which TestDebianPackage runs")
+	}
+}
