@@ -51,6 +51,10 @@ type Config struct {
 	Identity *privdrop.Identity
 	// Path of the worker executable; empty means this program.
 	Path string
+	// Exe, when set, is the worker executable opened for reading: the
+	// workers run this file whatever Path names later (see
+	// prefork.Spec.Exe).
+	Exe *os.File
 	// Env for the workers (see prefork.Spec.Env).
 	Env []string
 	// Files handed to every worker besides the pool's own.
@@ -611,6 +615,7 @@ func (p *Pool) spawn(n int) {
 			Args:     []string{p.cfg.Name, strconv.Itoa(slot)},
 			Identity: p.cfg.Identity,
 			Path:     p.cfg.Path,
+			Exe:      p.cfg.Exe,
 			Env:      append(slices.Clone(p.cfg.Env), envSlot+"="+strconv.Itoa(slot), envMaxRequests+"="+strconv.Itoa(p.cfg.MaxRequests), envName+"="+p.cfg.Name, envServe+"="+serveEnv(&p.cfg)),
 			Files: append([]prefork.File{
 				{Name: fileDispatch, File: p.recv},

@@ -15,6 +15,9 @@ declare -A pkgs=(
 	[gcc]=gcc # cgo, which the race detector needs
 	[setcap]=libcap2-bin
 	[logrotate]=logrotate # examples/mpmd/mpmd.logrotate is tested with it
+	[systemd-analyze]=systemd # verify the units (PID 1 need not be systemd)
+	[man]=man-db              # systemd-analyze verify checks Documentation=man:
+	[dpkg-deb]=dpkg           # make deb
 )
 
 if ! command -v go >/dev/null 2>&1; then

@@ -20,9 +20,11 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -318,7 +320,11 @@ func writePID(runDir string, root bool) (func(), error) {
 		return nil, fmt.Errorf("pid file: %w", err)
 	}
 	return func() {
-		unix.Unlinkat(dir, pidFile, 0)
+		// Only while it still names this process: after a binary
+		// upgrade the file names the new master, which outlives this one.
+		if b, err := readAt(dir, pidFile); err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(os.Getpid()) {
+			unix.Unlinkat(dir, pidFile, 0)
+		}
 		unix.Close(dir)
 	}, nil
 }
@@ -326,4 +332,16 @@ func writePID(runDir string, root bool) (func(), error) {
 // logFiles is the pool's log files for its workers' spawn.
 func (l *poolLogs) logFiles() []prefork.File {
 	return []prefork.File{{Name: "logctl", File: l.peer}}
+}
+
+// readAt reads the small file name in directory dir, not following a
+// link.
+func readAt(dir int, name string) ([]byte, error) {
+	fd, err := unix.Openat(dir, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), name)
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, 64))
 }

@@ -5,19 +5,23 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 	"kernel.org/pub/linux/libs/security/libcap/cap"
 
+	"github.com/gompm/mpm/internal/systemd"
 	"github.com/gompm/mpm/pool"
 	"github.com/gompm/mpm/prefork"
 	"github.com/gompm/mpm/privdrop"
@@ -29,6 +33,17 @@ type master struct {
 	log  *slog.Logger
 	exe  string
 	root bool
+	// exeFile is exe, opened at start: children run this file, so that
+	// a generation never runs another build than its master, even after
+	// the file at exe was replaced. Only an upgrade (SIGUSR2) runs what
+	// is at the path now.
+	exeFile *os.File
+	// self is this program's path, which an upgrade runs.
+	self string
+	in   *inherited
+	// handedOver is set once a new master has taken over (an upgrade):
+	// this one then retires its generation and exits.
+	handedOver atomic.Bool
 
 	listeners map[string]*os.File // by configured address; kept across reloads
 	// handback is the socket pair on which workers hand connections back
@@ -74,21 +89,36 @@ type generation struct {
 	muxSpec    prefork.Spec
 	php        phpGroup // PHP-FPM, by identity
 	stopping   chan struct{}
+	muxReady   *os.File // read end of the readiness pipe (see waitReady)
+	muxCount   int
 	stopPools  context.CancelFunc
 	poolsDone  sync.WaitGroup
 	mu         sync.Mutex
 	muxBackoff time.Duration
 }
 
-func newMaster(cfg *Config, log *slog.Logger) (*master, error) {
+func newMaster(cfg *Config, log *slog.Logger, in *inherited) (*master, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
 	exe := cfg.exe
 	if exe == "" {
-		var err error
-		if exe, err = os.Executable(); err != nil {
-			return nil, err
-		}
+		exe = self
 	}
-	m := &master{log: log, exe: exe, root: os.Geteuid() == 0, listeners: map[string]*os.File{}, sealKey: newSealKey(), past: map[string]pool.Stats{}, started: time.Now()}
+	if in == nil {
+		in = &inherited{}
+	}
+	m := &master{log: log, exe: exe, self: self, in: in, root: os.Geteuid() == 0, listeners: map[string]*os.File{}, sealKey: newSealKey(), past: map[string]pool.Stats{}, started: time.Now()}
+	// This process's own image when exe is this program: the file at
+	// the path may already be another.
+	open := exe
+	if exe == self {
+		open = "/proc/self/exe"
+	}
+	if m.exeFile, err = os.OpenFile(open, os.O_RDONLY, 0); err != nil {
+		return nil, fmt.Errorf("open the program children run: %w", err)
+	}
 	if m.root {
 		// Workers drop privileges on every thread; a cgo build cannot,
 		// and would start, then answer nothing as each worker fails.
@@ -101,6 +131,12 @@ func newMaster(cfg *Config, log *slog.Logger) (*master, error) {
 	}
 	if cfg.Server.MaxWorkers > 0 {
 		m.limit = &pool.Limit{Max: cfg.Server.MaxWorkers}
+	}
+	if in.handback[0] != nil {
+		// The previous master's: its retiring workers hand back to
+		// this master's multiplexers.
+		m.handbackSend, m.handbackRecv = in.handback[0], in.handback[1]
+		return m, nil
 	}
 	if err := m.handbackSocket(); err != nil {
 		return nil, err
@@ -146,10 +182,19 @@ func (m *master) run(ctx context.Context, cfg *Config) error {
 	stopReopen := make(chan struct{})
 	defer close(stopReopen)
 	go m.watchReopen(stopReopen)
-	for _, addr := range slices.Concat(cfg.Server.Listen, cfg.Server.TLSListen) {
+	// Installed now: SIGUSR2 would otherwise end the process. Handled
+	// once this master is ready.
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	defer signal.Stop(usr2)
+	addrs := slices.Concat(cfg.Server.Listen, cfg.Server.TLSListen)
+	for _, addr := range addrs {
 		if err := m.listen(addr); err != nil {
 			return err
 		}
+	}
+	if err := m.in.leftover(); err != nil {
+		return err
 	}
 	g, err := m.start(cfg)
 	if err != nil {
@@ -174,12 +219,16 @@ func (m *master) run(ctx context.Context, cfg *Config) error {
 		// directories on a reload (the master is uid 0 and owns the
 		// root-owned files anyway: CHOWN adds little). It never binds
 		// again.
-		keep := []cap.Value{cap.SETUID, cap.SETGID, cap.SETPCAP, cap.KILL, cap.SYS_CHROOT, cap.CHOWN}
-		if err := privdrop.Trim(keep...); err != nil {
+		if err := privdrop.Trim(masterCaps...); err != nil {
 			g.stop(prefork.StopImmediate)
 			return fmt.Errorf("trim the master's capabilities: %w", err)
 		}
 	}
+	if err := g.waitReady(); err != nil {
+		g.stop(prefork.StopImmediate)
+		return err
+	}
+	m.ready()
 
 	// The pid file is written once the signals are handled: a signal
 	// sent to the pid it names is never the default action (an exit).
@@ -195,22 +244,106 @@ func (m *master) run(ctx context.Context, cfg *Config) error {
 			m.log.Warn("no pid file", "err", err)
 		}
 	}
-	kind := prefork.WaitSignals(ctx, func() { m.reload(cfg.file) }, ready)
-	m.log.Info("stopping", "how", kind.String())
+	wait, handOver := context.WithCancel(ctx)
+	defer handOver()
+	go m.watchUpgrades(wait, usr2, addrs, handOver)
+	kind := prefork.WaitSignals(wait, func() { m.reload(cfg.file) }, ready)
 	m.mu.Lock()
 	g = m.cur
 	m.mu.Unlock()
+	if m.handedOver.Load() {
+		// The new master serves on the same sockets; this one's
+		// generation finishes what it holds, as after a reload.
+		m.log.Info("stopping: a new master took over; finishing what this one serves")
+		g.retire()
+		return nil
+	}
+	m.log.Info("stopping", "how", kind.String())
+	m.notify("STOPPING=1")
 	g.stop(kind)
 	return nil
 }
 
+// ready tells whoever waits for this master that it serves: systemd
+// (READY=1, and MAINPID= when this master replaces another), and the
+// master it replaces.
+func (m *master) ready() {
+	status := m.statusLine()
+	m.log.Info("ready", "status", status)
+	state := "READY=1\nSTATUS=" + status
+	if m.in.ready != nil {
+		// Sent before the old master hears of it, so that systemd
+		// never sees the old main pid exit as the service's end.
+		// Needs NotifyAccess=all: the old master is still the main pid.
+		state = "MAINPID=" + strconv.Itoa(os.Getpid()) + "\n" + state
+	}
+	m.notify(state)
+	if m.in.ready != nil {
+		m.in.ready.Write([]byte{1})
+		m.in.ready.Close()
+		m.in.ready = nil
+	}
+}
+
+// notify sends state to systemd, if it started this master.
+func (m *master) notify(state string) {
+	if _, err := systemd.Notify(state); err != nil {
+		m.log.Warn("notify systemd", "err", err)
+	}
+}
+
+// statusLine is the one-line status systemctl status shows.
+func (m *master) statusLine() string {
+	workers := 0
+	snap := m.snapshot()
+	for _, p := range snap.Pools {
+		workers += p.Workers
+	}
+	return fmt.Sprintf("generation %d: %d identities, %d workers", snap.Generation, len(snap.Pools), workers)
+}
+
+// watchUpgrades starts a new master on SIGUSR2, one at a time, and
+// calls handOver once one is ready.
+func (m *master) watchUpgrades(ctx context.Context, usr2 <-chan os.Signal, addrs []string, handOver func()) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-usr2:
+		}
+		m.notify("STATUS=upgrading: starting a new master from " + m.self)
+		pid, err := m.upgrade(m.self, addrs)
+		if err != nil {
+			m.log.Error("upgrade failed; this master keeps serving", "err", err)
+			m.notify("STATUS=" + m.statusLine() + " (upgrade failed)")
+			continue
+		}
+		m.log.Info("upgrade: the new master is ready; this one stops accepting and drains", "pid", pid)
+		// Also from here, the main pid, for a unit with
+		// NotifyAccess=main (which took no message from the new one).
+		m.notify("MAINPID=" + strconv.Itoa(pid))
+		m.handedOver.Store(true)
+		handOver()
+		return
+	}
+}
+
 func (m *master) listen(addr string) error {
+	f, err := m.in.takeSocket(addr)
+	if err != nil {
+		return err
+	}
+	if f != nil {
+		m.listeners[addr] = f
+		m.log.Info("listening", "addr", addr, "socket from", m.in.from)
+		return nil
+	}
 	ln, err := deferAccept.Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	defer ln.Close() // f holds the socket
-	f, err := inheritable(ln.(*net.TCPListener))
+	f, err = inheritable(ln.(*net.TCPListener))
 	if err != nil {
 		return fmt.Errorf("listener %s: %w", addr, err)
 	}
@@ -218,6 +351,11 @@ func (m *master) listen(addr string) error {
 	m.log.Info("listening", "addr", ln.Addr().String())
 	return nil
 }
+
+// masterCaps are the capabilities the master keeps once it has bound its
+// listeners: what starting and stopping children needs, and CHOWN for
+// the PHP directories of an identity a reload adds.
+var masterCaps = []cap.Value{cap.SETUID, cap.SETGID, cap.SETPCAP, cap.KILL, cap.SYS_CHROOT, cap.CHOWN}
 
 // deferAccept makes listening sockets with TCP_DEFER_ACCEPT: the kernel
 // hands a connection to accept only once its first bytes (a request
@@ -251,6 +389,11 @@ func (m *master) reload(path string) {
 		m.reloadFailures++
 		m.mu.Unlock()
 	}
+	if _, err := systemd.Reloading(); err != nil {
+		m.log.Warn("notify systemd", "err", err)
+	}
+	// Whatever the outcome: a reload that changed nothing is over too.
+	defer func() { m.notify("READY=1\nSTATUS=" + m.statusLine()) }()
 	cfg, err := LoadConfig(path)
 	if err != nil {
 		m.log.Error("reload refused; still running the previous configuration", "err", err)
@@ -265,6 +408,11 @@ func (m *master) reload(path string) {
 		}
 	}
 	g, err := m.start(cfg)
+	if err == nil {
+		if err = g.waitReady(); err != nil {
+			g.stop(prefork.StopImmediate)
+		}
+	}
 	if err != nil {
 		m.log.Error("reload failed; still running the previous configuration", "err", err)
 		failed()
@@ -381,6 +529,7 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 		pc.Counters = len(plan.VHosts) // each vhost's requests in progress (max_clients)
 		pc.Files = append(pc.Files, prefork.File{Name: "handback", File: m.handbackSend})
 		pc.Path = m.exe
+		pc.Exe = m.exeFile
 		pc.Env = childEnv()
 		pc.Limit = m.limit
 		pc.Logger = m.log
@@ -418,7 +567,7 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 	}
 	g.files = append(g.files, planF)
 	files = append(files, prefork.File{Name: "plan", File: planF})
-	g.muxSpec = prefork.Spec{Role: roleMux, Path: m.exe, Files: files, Env: childEnv()}
+	g.muxSpec = prefork.Spec{Role: roleMux, Path: m.exe, Exe: m.exeFile, Files: files, Env: childEnv()}
 	if m.root {
 		id, err := muxIdentity(cfg)
 		if err != nil {
@@ -445,13 +594,49 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 	g.logsServed = true
 	g.muxes.Logger = m.log
 	g.muxes.OnExit = g.muxExited
+	// The first multiplexers say on a pipe when they accept; one
+	// restarted later does not (nobody reads then).
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		g.stop(prefork.StopImmediate)
+		return nil, fmt.Errorf("multiplexer readiness pipe: %w", err)
+	}
+	defer readyW.Close()
+	g.muxReady, g.muxCount = readyR, cfg.Server.Multiplexers
+	first := g.muxSpec
+	first.Files = append(slices.Clone(first.Files), prefork.File{Name: "ready", File: readyW})
 	for range cfg.Server.Multiplexers {
-		if _, err := g.muxes.Start(g.muxSpec); err != nil {
+		if _, err := g.muxes.Start(first); err != nil {
 			g.stop(prefork.StopImmediate)
 			return nil, err
 		}
 	}
 	return g, nil
+}
+
+// waitReady waits until every multiplexer the generation started with
+// accepts on every listener (each writes a byte on the readiness pipe,
+// then closes it), or one of them has ended first.
+func (g *generation) waitReady() error {
+	r := g.muxReady
+	defer r.Close()
+	r.SetReadDeadline(time.Now().Add(30 * time.Second))
+	n := 0
+	buf := make([]byte, 64)
+	for {
+		k, err := r.Read(buf)
+		n += k
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("multiplexers: %d of %d ready: %w", n, g.muxCount, err)
+		}
+	}
+	if n < g.muxCount {
+		return fmt.Errorf("multiplexers: only %d of %d became ready; see their log lines", n, g.muxCount)
+	}
+	return nil
 }
 
 // stop ends the generation: the multiplexers first (they stop accepting
@@ -647,12 +832,7 @@ func inheritable(ln *net.TCPListener) (*os.File, error) {
 		return nil, err
 	}
 	defer f.Close()
-	fd := f.Fd() // switches the socket to blocking mode
-	nfd, err := unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 3)
-	if err != nil {
-		return nil, os.NewSyscallError("fcntl(F_DUPFD_CLOEXEC)", err)
-	}
-	return os.NewFile(uintptr(nfd), f.Name()), nil
+	return blockingCopy(f)
 }
 
 // othersCanRun checks that users other than root can execute path: the

@@ -130,6 +130,11 @@ func runMux(ctx context.Context, env *prefork.Env) error {
 		m.accept(ctx, hl, "hand-backs", make(chan struct{}, maxHandbacksAll), m.handback)
 	}()
 	lns = append(lns, hl)
+	if f, ok := env.Files["ready"]; ok {
+		// Accepting on every listener: the master may report ready.
+		f.Write([]byte{1})
+		f.Close()
+	}
 	<-ctx.Done()
 	for _, ln := range lns {
 		ln.Close()

@@ -102,7 +102,7 @@ func (m *master) startStatus(cfg *Config) (*statusServer, error) {
 	defer theirs.Close()
 	s := &statusServer{conn: mine, done: make(chan struct{})}
 	s.group.Logger = m.log
-	spec := prefork.Spec{Role: roleStatus, Path: m.exe, Env: childEnv(), Files: []prefork.File{{Name: "admin", File: lf}, {Name: "stats", File: theirs}, {Name: "plan", File: pf}}}
+	spec := prefork.Spec{Role: roleStatus, Path: m.exe, Exe: m.exeFile, Env: childEnv(), Files: []prefork.File{{Name: "admin", File: lf}, {Name: "stats", File: theirs}, {Name: "plan", File: pf}}}
 	if m.root {
 		id, err := muxIdentity(cfg)
 		if err != nil {
@@ -216,9 +216,14 @@ func runStatus(ctx context.Context, env *prefork.Env) error {
 		w.Header().Set("Content-Type", promContentType)
 		writeMetrics(w, st, time.Now())
 	})
-	var handler http.Handler = mux
+	// The version of the program this status process runs, which is
+	// its master's (children run their master's own file).
+	var handler http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Server", "mpmd/"+version)
+		mux.ServeHTTP(w, r)
+	})
 	if plan.Token != "" {
-		handler = requireToken(plan.Token, mux)
+		handler = requireToken(plan.Token, handler)
 	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 30 * time.Second, MaxHeaderBytes: 8 << 10}
 	go func() {
