@@ -139,10 +139,14 @@ func runMux(ctx context.Context, env *prefork.Env) error {
 	for _, ln := range lns {
 		ln.Close()
 	}
-	// Connections being read or waiting for a worker finish on their
-	// own deadlines.
-	m.conns.Wait()
+	// The accept loops first: one may still return a connection it had
+	// taken (or, from the hand-back socket, the one message whose wake-up
+	// it had, see fdpass.SharedFileSocket) and start routing it. Then the
+	// connections being read or waiting for a worker, which finish on
+	// their own deadlines. In the other order the process could exit
+	// under a connection it accepted but had not passed on.
 	wg.Wait()
+	m.conns.Wait()
 	return nil
 }
 
