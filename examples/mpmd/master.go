@@ -132,6 +132,11 @@ func newMaster(cfg *Config, log *slog.Logger, in *inherited) (*master, error) {
 	if cfg.Server.MaxWorkers > 0 {
 		m.limit = &pool.Limit{Max: cfg.Server.MaxWorkers}
 	}
+	if in.sealKey != nil {
+		// The previous master's: the connections its retiring workers
+		// hand back keep their PROXY client addresses.
+		m.sealKey = in.sealKey
+	}
 	if in.handback[0] != nil {
 		// The previous master's: its retiring workers hand back to
 		// this master's multiplexers.

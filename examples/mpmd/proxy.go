@@ -63,12 +63,16 @@ func (c *Config) trustedProxies(listeners []string) [][]string {
 	return out
 }
 
+// sealKeyLen is the length of a seal key, in bytes.
+const sealKeyLen = 32
+
 // newSealKey makes the key with which multiplexers seal the client
 // address of a PROXY connection they pass to a worker. The master makes
 // it once and gives it to every generation's multiplexers: a worker
-// retiring after a reload hands back to the new ones.
+// retiring after a reload hands back to the new ones. An upgrade passes
+// it to the new master (on a pipe, see envUpgrade) for the same reason.
 func newSealKey() []byte {
-	k := make([]byte, 32)
+	k := make([]byte, sealKeyLen)
 	rand.Read(k) // never fails (crypto/rand, Go 1.24 and later)
 	return k
 }

@@ -28,8 +28,11 @@ import (
 // connection is refused on the way.
 
 // envUpgrade tells a master that an older master started it, and which
-// inherited descriptors are the readiness pipe and the hand-back pair:
-// "ready=N,handback=N:N".
+// inherited descriptors are the readiness pipe, the hand-back pair and
+// the pipe that holds the seal key: "ready=N,handback=N:N,seal=N". The
+// variable names descriptors, never the key itself: a process can read
+// its own environment back (/proc/self/environ), and the children start
+// from the master's.
 const envUpgrade = "MPMD_UPGRADE"
 
 // upgradeTimeout bounds how long a new master may take to become ready.
@@ -44,6 +47,9 @@ type inherited struct {
 	from     string   // "systemd" or "the previous master", for logs and errors
 	ready    *os.File // to the previous master; nil without an upgrade
 	handback [2]*os.File
+	// sealKey is the previous master's key for PROXY client addresses
+	// (master.sealKey), so that its workers' hand-backs keep theirs.
+	sealKey []byte
 }
 
 // takeInherited adopts the descriptors this master was started with. It
@@ -91,6 +97,14 @@ func (in *inherited) parseUpgrade(v string) error {
 			if in.handback[1], err = adoptFD(b, "handback-recv"); err != nil {
 				return bad(err.Error())
 			}
+		case "seal":
+			f, err := adoptFD(val, "upgrade-seal")
+			if err != nil {
+				return bad(err.Error())
+			}
+			if in.sealKey, err = readSealKey(f); err != nil {
+				return bad(err.Error())
+			}
 		default:
 			return bad("unknown key " + strconv.Quote(k))
 		}
@@ -99,6 +113,39 @@ func (in *inherited) parseUpgrade(v string) error {
 		return bad("needs ready= and handback=")
 	}
 	return nil
+}
+
+// readSealKey reads the seal key from f, the pipe the previous master
+// wrote it to, and closes f: the key is read once, by this process only.
+func readSealKey(f *os.File) ([]byte, error) {
+	defer f.Close()
+	key, err := io.ReadAll(io.LimitReader(f, sealKeyLen+1))
+	if err != nil {
+		return nil, fmt.Errorf("seal key: %w", err)
+	}
+	if len(key) != sealKeyLen {
+		return nil, fmt.Errorf("seal key: %d bytes, want %d", len(key), sealKeyLen)
+	}
+	return key, nil
+}
+
+// sealPipe returns the read end of a pipe that holds key and nothing
+// more (the write end is closed: a reader gets the key, then EOF). A pipe
+// buffer holds far more than a key, so the write never waits.
+func sealPipe(key []byte) (*os.File, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("seal key pipe: %w", err)
+	}
+	_, err = w.Write(key)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("seal key pipe: %w", err)
+	}
+	return r, nil
 }
 
 // adoptFD wraps inherited descriptor s, checked open, close-on-exec.
@@ -194,27 +241,33 @@ func matchAddr(addr string, bound net.Addr) bool {
 }
 
 // upgrade starts a new master from the program at path with this
-// master's listening sockets and hand-back pair, and waits until it is
-// ready. On an error the new master is gone and this one serves on.
+// master's listening sockets, hand-back pair and seal key, and waits
+// until it is ready. On an error the new master is gone and this one serves on.
 func (m *master) upgrade(path string, addrs []string) (pid int, err error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return 0, fmt.Errorf("readiness pipe: %w", err)
 	}
 	defer r.Close()
+	seal, err := sealPipe(m.sealKey)
+	if err != nil {
+		w.Close()
+		return 0, err
+	}
+	defer seal.Close()
 	var files []*os.File
 	for _, a := range addrs {
 		files = append(files, m.listeners[a])
 	}
 	n := len(files)
-	files = append(files, m.handbackSend, m.handbackRecv, w)
+	files = append(files, m.handbackSend, m.handbackRecv, w, seal)
 	env := systemd.ChildEnv(os.Environ()) // this master's LISTEN_*, if any, are spent
 	if ns := os.Getenv("NOTIFY_SOCKET"); ns != "" {
 		env = append(env, "NOTIFY_SOCKET="+ns) // the new master reports to systemd
 	}
 	names := strings.TrimSuffix(strings.Repeat("mpmd:", n), ":")
 	env = append(env, "LISTEN_FDS="+strconv.Itoa(n), "LISTEN_FDNAMES="+names,
-		fmt.Sprintf("%s=ready=%d,handback=%d:%d", envUpgrade, 3+n+2, 3+n, 3+n+1))
+		fmt.Sprintf("%s=ready=%d,handback=%d:%d,seal=%d", envUpgrade, 3+n+2, 3+n, 3+n+1, 3+n+3))
 	cmd := &exec.Cmd{Path: path, Args: os.Args, Env: env, Stdout: os.Stdout, Stderr: os.Stderr, ExtraFiles: files}
 	if m.root {
 		// The trimmed master runs with SECBIT_NOROOT locked: uid 0

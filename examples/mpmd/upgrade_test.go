@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/gompm/mpm/internal/testenv"
+	"github.com/gompm/mpm/prefork"
 )
 
 // buildMpmd builds this package into dir as mpmd-<v>, reporting version v.
@@ -339,5 +341,77 @@ func TestReplacedBinaryNotRun(t *testing.T) {
 			link, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 			t.Errorf("child %d runs %s (inode %d), not the master's program (inode %d)", pid, link, st.Ino, orig.Ino)
 		}
+	}
+}
+
+// TestUpgradeKeepsSeal: a kept-alive connection on a PROXY listener that
+// an old-generation worker hands back after an upgrade keeps its client
+// address: the new master's multiplexers check the seal with the key the
+// old master passed on, and neither closes the connection nor serves it
+// as the proxy's own.
+func TestUpgradeKeepsSeal(t *testing.T) {
+	testenv.RequireRoot(t)
+	requirePHP(t)
+	exe := filepath.Join(testenv.PublicDir(t, 0o755), "mpmd")
+	install(t, testenv.PublicExecutable(t), exe)
+	addr := freePort(t)
+	aliceUID, bobUID, muxUID := testenv.FreeID(t, 2521), testenv.FreeID(t, 2522), testenv.FreeID(t, 2523)
+	sites := []testSite{
+		{name: "alice", uid: aliceUID, pages: map[string]string{"index.php": addrPage}},
+		{name: "bob", uid: bobUID, pages: map[string]string{"index.php": addrPage}},
+	}
+	cfg := writeSites(t, addr, fmt.Sprintf("multiplexer_user = \"%d\"\nmultiplexer_group = \"%d\"\n", muxUID, muxUID), sites)
+	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "\n[listener.%q]\nproxy_protocol = true\ntrusted_proxies = [\"127.0.0.1/32\"]\n", addr)
+	f.Close()
+	m := startMaster(t, exe, addr, []string{envRunDaemon + "=1"}, "-config", cfg)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("daemon output:\n%s", m.out())
+		}
+	})
+
+	c := dialFrom(t, "", addr)
+	c.Write(proxyV1("203.0.113.7:4711", addr))
+	want := "remote=203.0.113.7 port=4711"
+	if got := exchange(t, c, "alice.test")[0]; !strings.Contains(got, fmt.Sprintf("uid=%d %s", aliceUID, want)) {
+		t.Fatalf("before the upgrade: %q", got)
+	}
+
+	// The upgrade, without waiting for the old master to end: its alice
+	// worker holds c until c's next request, which is bob's.
+	old := m.pid
+	syscall.Kill(old, syscall.SIGUSR2)
+	for deadline := time.Now().Add(30 * time.Second); !readyLine.MatchString(m.out()); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no new master within 30s of SIGUSR2:\n%s", m.out())
+		}
+	}
+	m.pid, _ = strconv.Atoi(readyLine.FindStringSubmatch(m.out())[1])
+	// Only the new master's multiplexers take hand-backs from here.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		muxes := 0
+		for _, pid := range children(t, old) {
+			env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+			if slices.Contains(strings.Split(string(env), "\x00"), prefork.EnvRole+"="+roleMux) {
+				muxes++
+			}
+		}
+		if muxes == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the old master's multiplexers still run 30s after the upgrade:\n%s", m.out())
+		}
+	}
+	if got := exchange(t, c, "bob.test")[0]; !strings.Contains(got, fmt.Sprintf("uid=%d %s", bobUID, want)) {
+		t.Errorf("handed back to the new master: %q", got)
+	}
+	c.Close()
+	if !waitGone(t, old, 60*time.Second) {
+		t.Fatalf("old master %d still runs 60s after the upgrade:\n%s", old, m.out())
 	}
 }
