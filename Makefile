@@ -55,7 +55,7 @@ bench-extra:
 apps: build
 	scripts/apps.sh
 
-## cluster-test: HAProxy (installed if missing) in front of three mpmd nodes with PROXY v2: routing, client address, a node killed, reloads (root; not part of test)
+## cluster-test: HAProxy (installed if missing) in front of three mpmd nodes with PROXY v2: routing, client address, a node killed, reloads, a binary upgrade (root; not part of test)
 cluster-test:
 	scripts/cluster.sh
 

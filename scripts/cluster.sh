@@ -3,9 +3,10 @@
 # loopback addresses, with PROXY protocol v2 from HAProxy to the nodes and
 # HAProxy's health checks. Checks that every site answers from its node as
 # its user, that the client's address reaches PHP, that a node killed with
-# kill -9 is marked down while a site two nodes serve keeps answering, and
+# kill -9 is marked down while a site two nodes serve keeps answering,
 # that a node's graceful reload (SIGHUP) under light load loses no
-# request. Root, Debian; installs haproxy (and php-cgi, curl) when
+# request, and that a binary upgrade (SIGUSR2, after the file at the
+# node's path was replaced by another build) loses none either. Root, Debian; installs haproxy (and php-cgi, curl) when
 # missing. Everything it starts and creates is removed on exit, failure
 # included (CLUSTER_KEEP=1 keeps the temporary directory).
 #
@@ -44,11 +45,14 @@ TMP=$(mktemp -d /tmp/mpmd-cluster.XXXXXX)
 chmod 0755 "$TMP"
 PIDS=()
 fails=0
+# running PID: the process exists and is not a zombie (a master started
+# by an upgrade is reparented to PID 1, which may not reap it).
+running() { [ -r "/proc/$1/stat" ] && [[ $(cut -d')' -f2 "/proc/$1/stat" 2>/dev/null) != " Z"* ]]; }
 cleanup() {
 	local rc=$?
 	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 	for p in "${PIDS[@]}"; do
-		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		for _ in $(seq 50); do running "$p" || break; sleep 0.1; done
 		kill -KILL "$p" 2>/dev/null || true
 	done
 	wait 2>/dev/null || true
@@ -61,8 +65,11 @@ trap 'exit 130' INT TERM
 pass() { echo "PASS $*"; }
 fail() { echo "FAIL $*"; fails=$((fails + 1)); }
 
-go build -o "$TMP/mpmd" ./examples/mpmd
-chmod 0755 "$TMP/mpmd"
+# Two builds that report different versions: the nodes run the first;
+# check 5 installs the second and upgrades n1 to it.
+go build -o "$TMP/mpmd" -ldflags "-X main.version=cluster1" ./examples/mpmd
+go build -o "$TMP/mpmd-cluster2" -ldflags "-X main.version=cluster2" ./examples/mpmd
+chmod 0755 "$TMP/mpmd" "$TMP/mpmd-cluster2"
 
 # freeport: a port nothing listens on at 127.0.0.1 (a connect is refused).
 freeport() {
@@ -247,11 +254,51 @@ else
 	fail "SIGHUP reloads of n1 under load: $bad of $total requests not 200: $(sort "$TMP/codes" | uniq -c | tr '\n' ' ')"
 fi
 
-# 5. Binary upgrade under load (SIGUSR2): PLACEHOLDER. The USR2 upgrade
-# is being built on another branch; when it lands, replace the binary
-# "$TMP/mpmd" by a rebuilt copy here, run load() as in check 4, send
-# SIGUSR2 to "${MPMD[n1]}", and require every request to answer 200
-# from the new master's workers.
+# 5. A binary upgrade (SIGUSR2) of n1 under load loses no request, and n1
+# then runs the new build. The new file replaces the old by rename, as
+# dpkg and install(1) do; the running master runs on from the old one.
+version() { # version NODE: the Server header of the node's status page
+	curl -s -m 5 -o /dev/null -D - --unix-socket "$TMP/$1/run/status.sock" http://status/ 2>/dev/null |
+		tr -d '\r' | sed -n 's/^[Ss]erver: //p'
+}
+: >"$TMP/codes"
+cp "$TMP/mpmd-cluster2" "$TMP/mpmd.new"
+mv "$TMP/mpmd.new" "$TMP/mpmd"
+before=$(version n1)
+lp=()
+for _ in 1 2 3 4; do
+	load &
+	lp+=($!)
+done
+sleep 1
+old=${MPMD[n1]}
+kill -USR2 "$old"
+new=""
+for _ in $(seq 100); do
+	new=$(sed -n 's/.*the new master is ready.* pid=\([0-9]*\).*/\1/p' "$TMP/n1/log" | tail -1)
+	[ -n "$new" ] && break
+	sleep 0.1
+done
+if [ -n "$new" ]; then
+	MPMD[n1]=$new
+	PIDS+=("$new") # stopped by cleanup too; the old master ends on its own
+fi
+wait "${lp[@]}"
+total=$(wc -l <"$TMP/codes")
+bad=$(grep -vc '^200$' "$TMP/codes" || true)
+after=$(version n1)
+if [ -z "$new" ]; then
+	fail "SIGUSR2 to n1 (pid $old): no new master within 10s"
+elif [ "$total" -gt 20 ] && [ "$bad" = 0 ]; then
+	pass "SIGUSR2 upgrade of n1 under load: $total requests, all 200"
+else
+	fail "SIGUSR2 upgrade of n1 under load: $bad of $total requests not 200: $(sort "$TMP/codes" | uniq -c | tr '\n' ' ')"
+fi
+if [ "$before" = mpmd/cluster1 ] && [ "$after" = mpmd/cluster2 ]; then
+	pass "n1 reported $before before the upgrade, $after after (pid $old -> $new)"
+else
+	fail "n1's version: '$before' before the upgrade, '$after' after; want mpmd/cluster1, then mpmd/cluster2"
+fi
 
 if [ "$fails" -gt 0 ]; then
 	echo "cluster: $fails checks FAILED (logs: $TMP; CLUSTER_KEEP=1 keeps them)"
