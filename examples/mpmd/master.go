@@ -46,6 +46,10 @@ type master struct {
 	handedOver atomic.Bool
 
 	listeners map[string]*os.File // by configured address; kept across reloads
+	// admin is the status page's TCP listening socket, kept for the
+	// master's life so that an upgrade passes it on; nil for a unix
+	// socket (the new master binds the path again) or none.
+	admin *os.File
 	// handback is the socket pair on which workers hand connections back
 	// to the multiplexers: one for the master's life, so that a worker of
 	// a generation that is retiring reaches the current multiplexers.
@@ -181,6 +185,9 @@ func (m *master) run(ctx context.Context, cfg *Config) error {
 		for _, f := range m.listeners {
 			f.Close()
 		}
+		if m.admin != nil {
+			m.admin.Close()
+		}
 	}()
 	// Asked for before anything is served: SIGUSR1 ends a Go program
 	// that does not ask for it.
@@ -197,6 +204,9 @@ func (m *master) run(ctx context.Context, cfg *Config) error {
 		if err := m.listen(addr); err != nil {
 			return err
 		}
+	}
+	if err := m.takeAdmin(cfg.Server.Admin); err != nil {
+		return err
 	}
 	if err := m.in.leftover(); err != nil {
 		return err
@@ -216,7 +226,11 @@ func (m *master) run(ctx context.Context, cfg *Config) error {
 			g.stop(prefork.StopImmediate)
 			return err
 		}
-		defer m.status.stop()
+		defer func() {
+			if m.status != nil {
+				m.status.stop()
+			}
+		}()
 	}
 	if m.root {
 		// From here the master keeps only what starting and stopping
@@ -260,6 +274,12 @@ func (m *master) run(ctx context.Context, cfg *Config) error {
 		// The new master serves on the same sockets; this one's
 		// generation finishes what it holds, as after a reload.
 		m.log.Info("stopping: a new master took over; finishing what this one serves")
+		if m.status != nil {
+			// The new master's status page answers from now on; on a
+			// TCP address both would accept on the one socket.
+			m.status.stop()
+			m.status = nil
+		}
 		g.retire()
 		return nil
 	}

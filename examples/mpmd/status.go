@@ -82,12 +82,34 @@ func adminListener(admin string) (*os.File, error) {
 	return ln.File()
 }
 
-func (m *master) startStatus(cfg *Config) (*statusServer, error) {
-	lf, err := adminListener(cfg.Server.Admin)
-	if err != nil {
-		return nil, err
+// takeAdmin adopts the status page's TCP socket when whoever started
+// this master passed it (the master this one replaces, or systemd), so
+// that it is not left over; startStatus binds it otherwise.
+func (m *master) takeAdmin(admin string) error {
+	if admin == "off" || strings.HasPrefix(admin, "unix:") {
+		return nil
 	}
-	defer lf.Close()
+	f, err := m.in.takeSocketIfPassed(admin)
+	if err != nil {
+		return fmt.Errorf("admin listener: %w", err)
+	}
+	m.admin = f
+	return nil
+}
+
+func (m *master) startStatus(cfg *Config) (*statusServer, error) {
+	lf := m.admin
+	if lf == nil {
+		var err error
+		if lf, err = adminListener(cfg.Server.Admin); err != nil {
+			return nil, err
+		}
+		if strings.HasPrefix(cfg.Server.Admin, "unix:") {
+			defer lf.Close()
+		} else {
+			m.admin = lf // kept: an upgrade passes it on
+		}
+	}
 	pf, err := planFile("status", statusPlan{Token: cfg.Server.AdminToken})
 	if err != nil {
 		return nil, err

@@ -166,6 +166,20 @@ func adoptFD(s, name string) (*os.File, error) {
 // names (FileDescriptorName=) say nothing about which address is which,
 // and a name cannot hold the ':' of an address.
 func (in *inherited) takeSocket(addr string) (*os.File, error) {
+	f, err := in.takeSocketIfPassed(addr)
+	if f != nil || err != nil {
+		return f, err
+	}
+	if in.passed > 0 || in.ready != nil {
+		return nil, fmt.Errorf("listen %s: %s passed no socket bound to this address (passed: %s); with socket activation every listen and tls_listen address must come from the socket unit", addr, in.from, in.describe())
+	}
+	return nil, nil
+}
+
+// takeSocketIfPassed is takeSocket for an address whose socket may or
+// may not have been passed (the status page's TCP address): nil, and no
+// error, when none was.
+func (in *inherited) takeSocketIfPassed(addr string) (*os.File, error) {
 	for i, s := range in.sockets {
 		if !matchAddr(addr, s.Addr) {
 			continue
@@ -180,9 +194,6 @@ func (in *inherited) takeSocket(addr string) (*os.File, error) {
 			return nil, fmt.Errorf("listen %s: socket passed by %s: %w", addr, in.from, err)
 		}
 		return f, nil
-	}
-	if in.passed > 0 || in.ready != nil {
-		return nil, fmt.Errorf("listen %s: %s passed no socket bound to this address (passed: %s); with socket activation every listen and tls_listen address must come from the socket unit", addr, in.from, in.describe())
 	}
 	return nil, nil
 }
@@ -241,7 +252,8 @@ func matchAddr(addr string, bound net.Addr) bool {
 }
 
 // upgrade starts a new master from the program at path with this
-// master's listening sockets, hand-back pair and seal key, and waits
+// master's listening sockets (the status page's TCP one included),
+// hand-back pair and seal key, and waits
 // until it is ready. On an error the new master is gone and this one serves on.
 func (m *master) upgrade(path string, addrs []string) (pid int, err error) {
 	r, w, err := os.Pipe()
@@ -258,6 +270,11 @@ func (m *master) upgrade(path string, addrs []string) (pid int, err error) {
 	var files []*os.File
 	for _, a := range addrs {
 		files = append(files, m.listeners[a])
+	}
+	if m.admin != nil {
+		// The status page's TCP socket, found by its address as the
+		// others are: never closed either, so never refused.
+		files = append(files, m.admin)
 	}
 	n := len(files)
 	files = append(files, m.handbackSend, m.handbackRecv, w, seal)

@@ -415,3 +415,52 @@ func TestUpgradeKeepsSeal(t *testing.T) {
 		t.Fatalf("old master %d still runs 60s after the upgrade:\n%s", old, m.out())
 	}
 }
+
+// TestUpgradeTCPStatus: with the status page on a TCP address, an
+// upgrade passes its socket to the new master (which could not bind it
+// while the old one holds it), and the page answers throughout.
+func TestUpgradeTCPStatus(t *testing.T) {
+	testenv.RequireRoot(t)
+	requirePHP(t)
+	exe := filepath.Join(testenv.PublicDir(t, 0o755), "mpmd")
+	install(t, testenv.PublicExecutable(t), exe)
+	ports := freePorts(t, 2)
+	addr, admin := ports[0], ports[1]
+	const token = "upgrade-status-token-0123456789"
+	sites := []testSite{{name: "alice", uid: testenv.FreeID(t, 2531), pages: map[string]string{"a.txt": "alice\n"}}}
+	mux := testenv.FreeID(t, 2532)
+	cfg := writeSites(t, addr, fmt.Sprintf("admin = %q\nadmin_token = %q\nmultiplexer_user = \"%d\"\nmultiplexer_group = \"%d\"\n", admin, token, mux, mux), sites)
+	m := startMaster(t, exe, addr, []string{envRunDaemon + "=1"}, "-config", cfg)
+	status := func() int {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "http://"+admin+"/", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("status page on %s: %v\n%s", admin, err, m.out())
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := status(); code != 200 {
+		t.Fatalf("status page before the upgrade: %d", code)
+	}
+	old := m.pid
+	syscall.Kill(old, syscall.SIGUSR2)
+	for deadline := time.Now().Add(30 * time.Second); !readyLine.MatchString(m.out()); time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(m.out(), "upgrade failed") || time.Now().After(deadline) {
+			t.Fatalf("no new master:\n%s", m.out())
+		}
+	}
+	m.pid, _ = strconv.Atoi(readyLine.FindStringSubmatch(m.out())[1])
+	if !waitGone(t, old, 60*time.Second) {
+		t.Fatalf("old master %d still runs 60s after the upgrade:\n%s", old, m.out())
+	}
+	if code := status(); code != 200 {
+		t.Errorf("status page after the upgrade: %d", code)
+	}
+	if code, body := newClientGet(t, addr, "alice.test", "/a.txt"); code != 200 || body != "alice\n" {
+		t.Errorf("after the upgrade: %d %q", code, body)
+	}
+}
