@@ -2,7 +2,7 @@
 GO ?= go
 export CGO_ENABLED := 0
 
-.PHONY: test deps fmt vet unit race demo dropdemo build clean bench bench-extra apps
+.PHONY: test deps fmt vet unit race demo dropdemo build clean bench bench-extra apps cluster-test deb
 
 ## test: everything CI runs: tools, gofmt, vet, all tests, race detector
 test: deps fmt vet unit race
@@ -55,9 +55,17 @@ bench-extra:
 apps: build
 	scripts/apps.sh
 
+## cluster-test: HAProxy (installed if missing) in front of three mpmd nodes with PROXY v2: routing, client address, a node killed, reloads, a binary upgrade (root; not part of test)
+cluster-test:
+	scripts/cluster.sh
+
 build:
 	$(GO) build -o bin/mpmd ./examples/mpmd
 	$(GO) build -o bin/dropdemo ./examples/dropdemo
+
+## deb: a Debian package in bin/ (dpkg-deb of a staged tree; VERSION=... sets its version)
+deb:
+	scripts/deb.sh bin
 
 clean:
 	rm -rf bin

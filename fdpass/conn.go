@@ -38,6 +38,18 @@ type ConnInfo struct {
 	// RemoteAddr returns it.
 	ProxyClient netip.AddrPort
 
+	// Seal is up to 255 bytes the sender attaches for its own later use
+	// (nil for none): a receiver that sends the connection on passes
+	// its Info, Seal included, so a connection that comes back to the
+	// sender carries what the sender put on it. fdpass neither makes
+	// nor checks it. A sender that must not believe a receiver (a
+	// worker running a tenant's code) but wants its own ProxyClient back
+	// with a returned connection seals it, for example with an HMAC
+	// over the socket's SO_COOKIE and ProxyClient under a key the
+	// receiver never sees, and checks the seal when the connection
+	// returns.
+	Seal []byte
+
 	// Peer is the process that sent the connection, as the kernel
 	// reports it, when the receiving socket asked with [Socket.PassCred];
 	// nil otherwise, and never sent: unlike every field above, it is not

@@ -139,7 +139,7 @@
 // descriptor, the connection's socket, and its body is:
 //
 //	size  field
-//	1     flags: bit 0 = TLS; other bits 0
+//	1     flags: bit 0 = TLS, bit 1 = a seal follows; other bits 0
 //	8     send time: the sender's CLOCK_MONOTONIC in nanoseconds, from
 //	      which the receiver computes ConnInfo.Queued
 //	2+n   listener name (length, then bytes; n <= 512)
@@ -149,6 +149,7 @@
 //	2+n   remote address (n <= 512)
 //	2+n   client address from a PROXY header, as netip.AddrPort text
 //	      ("203.0.113.7:51234", "[2001:db8::1]:443"), or empty (n <= 512)
+//	1+n   only with flag bit 1: ConnInfo.Seal (1 <= n <= 255)
 //	rest  the bytes already read from the connection, at most 65536
 //
 // Addresses travel as text and are parsed back without name lookups:

@@ -64,7 +64,10 @@ func (e *refusedError) Timeout() bool   { return false }
 func (e *refusedError) Temporary() bool { return true }
 
 // Close closes the listener and its socket; a blocked Accept returns at
-// once. It is safe to call more than once.
+// once. On a socket from [SharedFileSocket] that one Accept may still
+// return a connection: the one whose message woke it as Close came, which
+// no other receiver would be woken for (see exclusiveConn.ReadMsgUnix).
+// Serve it, or close it, as any other. It is safe to call more than once.
 func (l *Listener) Close() error {
 	l.once.Do(func() {
 		// Cancelling first makes the blocked receive return through its

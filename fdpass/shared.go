@@ -142,16 +142,36 @@ func (c *exclusiveConn) opError(op string, err error) error {
 
 // ReadMsgUnix receives one message, waiting (in the epoll instance) until
 // one comes, the read deadline passes, or c is closed.
+//
+// A receive that waited in epoll_wait reads once more before it reports
+// that c was closed: EPOLLEXCLUSIVE wakes one waiting receiver per
+// message, and a message that woke this one, just as c was being closed,
+// wakes no other. Returning without reading it would leave it queued,
+// unseen by every other receiver until the next message comes. So Close
+// can be followed by one last message, which the caller owns as any
+// other; a receive that finds c closed before it waits returns at once.
 func (c *exclusiveConn) ReadMsgUnix(b, oob []byte) (n, oobn, flags int, addr *net.UnixAddr, err error) {
 	c.use.RLock()
 	defer c.use.RUnlock()
 	var events [2]unix.EpollEvent
+	waited := false
 	for {
 		closed, dl := c.state(true)
-		if closed {
+		if closed && !waited {
 			return 0, 0, 0, nil, c.opError("read", net.ErrClosed)
 		}
 		n, oobn, flags, _, err = unix.Recvmsg(c.fd, b, oob, unix.MSG_DONTWAIT|unix.MSG_CMSG_CLOEXEC)
+		if closed {
+			// The read after the last wait (see above): a message, or
+			// closed.
+			for err == unix.EINTR {
+				n, oobn, flags, _, err = unix.Recvmsg(c.fd, b, oob, unix.MSG_DONTWAIT|unix.MSG_CMSG_CLOEXEC)
+			}
+			if err != nil {
+				return 0, 0, 0, nil, c.opError("read", net.ErrClosed)
+			}
+			return n, oobn, flags, nil, nil
+		}
 		if err == nil {
 			return n, oobn, flags, nil, nil
 		}
@@ -173,6 +193,7 @@ func (c *exclusiveConn) ReadMsgUnix(b, oob []byte) (n, oobn, flags int, addr *ne
 		// A blocking system call: the runtime gives the goroutine's P
 		// to others meanwhile.
 		nev, err := unix.EpollWait(c.epfd, events[:], timeout)
+		waited = true
 		if err != nil && err != unix.EINTR {
 			return 0, 0, 0, nil, c.opError("read", os.NewSyscallError("epoll_wait", err))
 		}

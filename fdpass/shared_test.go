@@ -265,3 +265,51 @@ func TestSharedDeadlineAfterClose(t *testing.T) {
 		t.Fatalf("read the socket: %d, %v; want nothing to read", n, err)
 	}
 }
+
+// A receiver that is closed just as a message arrives must not take the
+// message's wake-up with it. EPOLLEXCLUSIVE wakes one waiting receiver
+// per message: if the one woken sees it was closed and returns without
+// reading, the message stays queued and no other receiver hears of it
+// until the next message comes (a multiplexer stopping after an upgrade
+// or a reload left a handed-back connection stuck that way). The closed
+// receiver either returns the message or leaves it to another, awake.
+func TestSharedCloseKeepsWakeup(t *testing.T) {
+	checkLeaks(t)
+	lost := 0
+	const rounds = 100
+	for i := range rounds {
+		send, recv := sharedPair(t)
+		first, err := SharedFileSocket(recv) // registered first: the one woken
+		if err != nil {
+			t.Fatal(err)
+		}
+		other := shared(t, recv)
+		ctx, cancel := context.WithCancel(context.Background())
+		got := make(chan string, 2)
+		var wg sync.WaitGroup
+		for _, s := range []*Socket{first, other} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if p, _, err := s.Recv(ctx); err == nil {
+					got <- string(p)
+				}
+			}()
+		}
+		time.Sleep(10 * time.Millisecond) // both wait in epoll_wait
+		if err := send.Send(testCtx(t), fmt.Appendf(nil, "m%d", i)); err != nil {
+			t.Fatal(err)
+		}
+		first.Close()
+		select {
+		case <-got:
+		case <-time.After(time.Second):
+			lost++
+		}
+		cancel()
+		wg.Wait()
+	}
+	if lost > 0 {
+		t.Errorf("%d of %d messages sent as a receiver closed were taken by nobody", lost, rounds)
+	}
+}

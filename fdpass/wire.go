@@ -156,10 +156,15 @@ type connMeta struct {
 	remoteNet   string
 	remoteAddr  string
 	proxyClient string // "" or a netip.AddrPort
+	seal        string // "" or the sender's seal, 1 to maxSeal bytes
 	sent        int64  // the sender's CLOCK_MONOTONIC, in nanoseconds
 }
 
-const flagTLS = 1 << 0
+const (
+	flagTLS  = 1 << 0
+	flagSeal = 1 << 1 // a seal follows the PROXY client address
+	maxSeal  = 255
+)
 
 func appendStr8(b []byte, s string) []byte {
 	b = append(b, byte(len(s)))
@@ -173,7 +178,14 @@ func appendStr16(b []byte, s string) []byte {
 
 func (m *connMeta) size() int {
 	return 1 + 8 + 2 + len(m.listener) + 1 + len(m.localNet) + 2 + len(m.localAddr) +
-		1 + len(m.remoteNet) + 2 + len(m.remoteAddr) + 2 + len(m.proxyClient)
+		1 + len(m.remoteNet) + 2 + len(m.remoteAddr) + 2 + len(m.proxyClient) + m.sealSize()
+}
+
+func (m *connMeta) sealSize() int {
+	if m.seal == "" {
+		return 0
+	}
+	return 1 + len(m.seal)
 }
 
 // check reports metadata that would not encode or decode.
@@ -188,6 +200,7 @@ func (m *connMeta) check() error {
 		{"local address", m.localAddr, maxField},
 		{"remote address", m.remoteAddr, maxField},
 		{"PROXY client address", m.proxyClient, maxField},
+		{"seal", m.seal, maxSeal},
 	} {
 		if len(f.v) > f.max {
 			return fmt.Errorf("%s is %d bytes, more than %d", f.name, len(f.v), f.max)
@@ -208,6 +221,9 @@ func appendConnBody(b []byte, m *connMeta, read []byte) []byte {
 	if m.tls {
 		flags |= flagTLS
 	}
+	if m.seal != "" {
+		flags |= flagSeal
+	}
 	b = append(b, flags)
 	b = binary.BigEndian.AppendUint64(b, uint64(m.sent))
 	b = appendStr16(b, m.listener)
@@ -216,6 +232,9 @@ func appendConnBody(b []byte, m *connMeta, read []byte) []byte {
 	b = appendStr8(b, m.remoteNet)
 	b = appendStr16(b, m.remoteAddr)
 	b = appendStr16(b, m.proxyClient)
+	if m.seal != "" {
+		b = appendStr8(b, m.seal)
+	}
 	return append(b, read...)
 }
 
@@ -233,10 +252,17 @@ func decodeConnBody(body []byte) (connMeta, []byte, error) {
 	m.remoteNet = d.str8("remote network")
 	m.remoteAddr = d.str16("remote address")
 	m.proxyClient = d.str16("PROXY client address")
+	if flags&flagSeal != 0 {
+		m.seal = d.str8("seal")
+		if d.err == nil && m.seal == "" {
+			// One encoding per message: no seal is no flag.
+			return m, nil, fmt.Errorf("connection flags announce a seal of 0 bytes: %w", ErrMalformed)
+		}
+	}
 	if d.err != nil {
 		return m, nil, d.err
 	}
-	if flags&^flagTLS != 0 {
+	if flags&^(flagTLS|flagSeal) != 0 {
 		return m, nil, fmt.Errorf("connection flags %#x have unknown bits: %w", flags, ErrMalformed)
 	}
 	if err := m.check(); err != nil {
@@ -307,7 +333,7 @@ func metaFromInfo(info ConnInfo, local, remote net.Addr) connMeta {
 	if info.RemoteAddr != nil {
 		remote = info.RemoteAddr
 	}
-	m := connMeta{tls: info.TLS, listener: info.Listener, sent: monotonicNow()}
+	m := connMeta{tls: info.TLS, listener: info.Listener, seal: string(info.Seal), sent: monotonicNow()}
 	if local != nil {
 		m.localNet, m.localAddr = local.Network(), local.String()
 	}
@@ -332,6 +358,9 @@ func (m *connMeta) info() ConnInfo {
 	}
 	if m.proxyClient != "" {
 		ci.ProxyClient, _ = netip.ParseAddrPort(m.proxyClient) // checked when decoded
+	}
+	if m.seal != "" {
+		ci.Seal = []byte(m.seal)
 	}
 	return ci
 }

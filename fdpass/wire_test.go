@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +37,33 @@ func TestWireLayout(t *testing.T) {
 	}
 }
 
+// TestWireLayoutSeal pins the optional seal: flag bit 1, then the seal
+// after the PROXY client address. A message without one is the layout
+// above, byte for byte.
+func TestWireLayoutSeal(t *testing.T) {
+	m := connMeta{proxyClient: "192.0.2.1:7", seal: "MAC"}
+	body := appendConnBody(nil, &m, []byte("GET"))
+	want := []byte("\x02" + // flags: seal
+		"\x00\x00\x00\x00\x00\x00\x00\x00" + // send time
+		"\x00\x00" + "\x00" + "\x00\x00" + "\x00" + "\x00\x00" +
+		"\x00\x0b192.0.2.1:7" +
+		"\x03MAC" +
+		"GET")
+	if !bytes.Equal(body, want) {
+		t.Fatalf("encoded\n%q\nwant\n%q", body, want)
+	}
+	if m.size()+3 != len(body) {
+		t.Errorf("size() = %d, body has %d bytes of metadata", m.size(), len(body)-3)
+	}
+	// The flag with an empty seal is a second spelling of "no seal":
+	// refused.
+	bad := slices.Clone(want[:len(want)-len("\x03MACGET")])
+	bad = append(bad, 0)
+	if _, _, err := decodeConnBody(bad); !errors.Is(err, ErrMalformed) {
+		t.Errorf("flag with an empty seal: decode = %v, want ErrMalformed", err)
+	}
+}
+
 func TestConnMetaRoundTrip(t *testing.T) {
 	addrCmp := cmp.Comparer(func(a, b net.Addr) bool {
 		if a == nil || b == nil {
@@ -49,6 +77,7 @@ func TestConnMetaRoundTrip(t *testing.T) {
 		{Listener: "https", TLS: true, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 443}, RemoteAddr: &net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 5, Zone: "eth0"}},
 		{RemoteAddr: &net.UnixAddr{Name: "/run/x.sock", Net: "unix"}, ProxyClient: netip.MustParseAddrPort("[::1]:8")},
 		{RemoteAddr: &Addr{Net: "quic", Addr: "whatever"}, Listener: strings.Repeat("l", maxField)},
+		{ProxyClient: netip.MustParseAddrPort("192.0.2.9:1234"), Seal: []byte(strings.Repeat("s", maxSeal))},
 	} {
 		m := metaFromInfo(info, nil, nil)
 		if err := m.check(); err != nil {
@@ -81,6 +110,7 @@ func TestConnMetaRefused(t *testing.T) {
 		{"long listener", connMeta{listener: strings.Repeat("x", maxField+1)}, "listener name is 513 bytes"},
 		{"long network", connMeta{localNet: strings.Repeat("x", 256)}, "local network is 256 bytes"},
 		{"bad proxy address", connMeta{proxyClient: "example.com:80"}, `PROXY client address "example.com:80"`},
+		{"long seal", connMeta{seal: strings.Repeat("s", maxSeal+1)}, "seal is 256 bytes"},
 	} {
 		err := tt.m.check()
 		if err == nil || !strings.Contains(err.Error(), tt.text) {
@@ -92,7 +122,7 @@ func TestConnMetaRefused(t *testing.T) {
 			t.Errorf("%s: decode = %v, want ErrMalformed", tt.name, err)
 		}
 	}
-	if m := (connMeta{listener: strings.Repeat("x", maxField), localNet: strings.Repeat("x", 255), localAddr: strings.Repeat("x", maxField), remoteNet: strings.Repeat("x", 255), remoteAddr: strings.Repeat("x", maxField), proxyClient: strings.Repeat("x", maxField)}); m.size() > maxMeta {
+	if m := (connMeta{listener: strings.Repeat("x", maxField), localNet: strings.Repeat("x", 255), localAddr: strings.Repeat("x", maxField), remoteNet: strings.Repeat("x", 255), remoteAddr: strings.Repeat("x", maxField), proxyClient: strings.Repeat("x", maxField), seal: strings.Repeat("x", maxSeal)}); m.size() > maxMeta {
 		t.Errorf("largest metadata is %d bytes, more than maxMeta %d", m.size(), maxMeta)
 	}
 }

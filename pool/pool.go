@@ -51,6 +51,10 @@ type Config struct {
 	Identity *privdrop.Identity
 	// Path of the worker executable; empty means this program.
 	Path string
+	// Exe, when set, is the worker executable opened for reading: the
+	// workers run this file whatever Path names later (see
+	// prefork.Spec.Exe).
+	Exe *os.File
 	// Env for the workers (see prefork.Spec.Env).
 	Env []string
 	// Files handed to every worker besides the pool's own.
@@ -174,8 +178,13 @@ type Stats struct {
 	Refused                  uint64 // connections and requests the workers answered 503
 	Conns                    int    // connections the workers hold
 	Active                   int    // requests in progress
-	BackoffUntil             time.Time
-	Slots                    []SlotInfo // one per live worker
+	// QueueWaits counts the requests that waited for a place under
+	// MaxActive (served or refused in the end), QueueWait the time they
+	// waited in all, by live and past workers.
+	QueueWaits   uint64
+	QueueWait    time.Duration
+	BackoffUntil time.Time
+	Slots        []SlotInfo // one per live worker
 }
 
 // Pool is one identity's workers.
@@ -199,6 +208,8 @@ type Pool struct {
 	backoff  time.Duration
 	served   uint64 // by workers that have ended
 	refused  uint64 // by workers that have ended
+	waits    uint64 // by workers that have ended
+	waited   time.Duration
 }
 
 // New creates a pool: its dispatch socket pair and scoreboard. Start its
@@ -256,6 +267,7 @@ func (p *Pool) Stats() Stats {
 	s := p.stats
 	s.Served = p.served
 	s.Refused = p.refused
+	s.QueueWaits, s.QueueWait = p.waits, p.waited
 	p.mu.Unlock()
 	s.Workers, s.Starting, s.Idle, s.Busy, s.Exiting = 0, 0, 0, 0, 0
 	s.Slots = nil
@@ -273,6 +285,8 @@ func (p *Pool) Stats() Stats {
 		}
 		s.Served += in.Requests
 		s.Refused += in.Refused
+		s.QueueWaits += in.QueueWaits
+		s.QueueWait += in.QueueWait
 		s.Conns += in.Conns
 		s.Active += in.Active
 		s.Slots = append(s.Slots, in)
@@ -373,6 +387,23 @@ func (p *Pool) Retire() {
 		c.Retire()
 	}
 	p.poke()
+}
+
+// Signal sends sig to every worker of the pool that is running, for an
+// application's own use (mpmd has its workers reopen their logs). A
+// worker that has not yet installed a handler gets the signal's default
+// action: send one that a Go program ignores unless asked for, such as
+// SIGWINCH.
+func (p *Pool) Signal(sig syscall.Signal) {
+	p.mu.Lock()
+	kids := make([]*prefork.Child, 0, len(p.children))
+	for _, c := range p.children {
+		kids = append(kids, c)
+	}
+	p.mu.Unlock()
+	for _, c := range kids {
+		c.Signal(sig)
+	}
 }
 
 // WaitRetired waits, after Retire, until every worker has ended or d has
@@ -589,6 +620,7 @@ func (p *Pool) spawn(n int) {
 			Identity: p.cfg.Identity,
 			Path:     p.cfg.Path,
 			Cgroup:   p.cfg.Cgroup,
+			Exe:      p.cfg.Exe,
 			Env:      append(slices.Clone(p.cfg.Env), envSlot+"="+strconv.Itoa(slot), envMaxRequests+"="+strconv.Itoa(p.cfg.MaxRequests), envName+"="+p.cfg.Name, envServe+"="+serveEnv(&p.cfg)),
 			Files: append([]prefork.File{
 				{Name: fileDispatch, File: p.recv},
@@ -661,6 +693,8 @@ func (p *Pool) onExit(c *prefork.Child, e prefork.Exit) {
 	info := p.board.read(slot)
 	p.served += info.Requests
 	p.refused += info.Refused
+	p.waits += info.QueueWaits
+	p.waited += info.QueueWait
 	delete(p.children, slot)
 	asked := p.stopping[slot]
 	delete(p.stopping, slot)

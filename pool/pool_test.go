@@ -437,7 +437,7 @@ func TestScoreboardResizeRefused(t *testing.T) {
 	for deadline := time.Now().Add(10 * time.Second); len(got) == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		got, _ = os.ReadFile(file)
 	}
-	want := "truncate 0: truncate scoreboard: operation not permitted\ntruncate 256: truncate scoreboard: operation not permitted\ntruncate 1048576: truncate scoreboard: operation not permitted"
+	want := "truncate 0: truncate scoreboard: operation not permitted\ntruncate 320: truncate scoreboard: operation not permitted\ntruncate 1048576: truncate scoreboard: operation not permitted"
 	if string(got) != want {
 		t.Errorf("a worker resizing the scoreboard got:\n%s\nwant:\n%s", got, want)
 	}

@@ -51,7 +51,7 @@ func (s State) String() string {
 //	header (64 bytes) | slots (n * slotSize) | totals (counters * 4, padded to 64) | held (n * counters * 4)
 const (
 	headerSize = 64
-	slotSize   = 256
+	slotSize   = 320
 	hostMax    = 96
 	pathMax    = 112
 	boardMagic = 0x6d706d73 // "mpms"
@@ -79,6 +79,12 @@ type slot struct {
 	active   uint32 // requests it is serving (outside the seqlock)
 	host     [hostMax]byte
 	path     [pathMax]byte
+	// waits counts the requests that waited for a place under the
+	// pool's MaxActive, and waitNanos the time they waited (outside the
+	// seqlock, like conns).
+	waits     uint64
+	waitNanos uint64
+	_         [48]byte // room to grow without moving the slots
 }
 
 var _ = [1]struct{}{}[unsafe.Sizeof(slot{})-slotSize]
@@ -95,6 +101,10 @@ type SlotInfo struct {
 	Refused  uint64 // connections the worker refused (503)
 	Conns    int    // connections it holds
 	Active   int    // requests it is serving
+	// QueueWaits counts the requests that waited for a place under the
+	// pool's MaxActive; QueueWait is the time they waited in all.
+	QueueWaits uint64
+	QueueWait  time.Duration
 }
 
 // scoreboard is a mapped board.
@@ -265,14 +275,16 @@ func (sb *scoreboard) read(i int) SlotInfo {
 	for try := 0; try < 1000; try++ {
 		seq := atomic.LoadUint32(&s.seq)
 		out = SlotInfo{
-			Slot:     i,
-			State:    State(atomic.LoadUint32(&s.state)),
-			PID:      int(atomic.LoadUint32(&s.pid)),
-			Requests: atomic.LoadUint64(&s.requests),
-			Since:    time.Unix(0, atomic.LoadInt64(&s.since)),
-			Refused:  uint64(atomic.LoadUint32(&s.refused)),
-			Conns:    int(atomic.LoadUint32(&s.conns)),
-			Active:   int(atomic.LoadUint32(&s.active)),
+			Slot:       i,
+			State:      State(atomic.LoadUint32(&s.state)),
+			PID:        int(atomic.LoadUint32(&s.pid)),
+			Requests:   atomic.LoadUint64(&s.requests),
+			Since:      time.Unix(0, atomic.LoadInt64(&s.since)),
+			Refused:    uint64(atomic.LoadUint32(&s.refused)),
+			Conns:      int(atomic.LoadUint32(&s.conns)),
+			Active:     int(atomic.LoadUint32(&s.active)),
+			QueueWaits: atomic.LoadUint64(&s.waits),
+			QueueWait:  time.Duration(atomic.LoadUint64(&s.waitNanos)),
 		}
 		hl := min(int(atomic.LoadUint32(&s.hostLen)), hostMax)
 		pl := min(int(atomic.LoadUint32(&s.pathLen)), pathMax)
@@ -290,6 +302,13 @@ func (sb *scoreboard) refuse(i int) {
 	atomic.AddUint32(&sb.slot(i).refused, 1)
 }
 
+// waited counts a request of slot i that waited d for a place.
+func (sb *scoreboard) waited(i int, d time.Duration) {
+	s := sb.slot(i)
+	atomic.AddUint64(&s.waits, 1)
+	atomic.AddUint64(&s.waitNanos, uint64(max(d, 0)))
+}
+
 // reset empties slot i (the master does this when its worker is gone).
 func (sb *scoreboard) reset(i int) {
 	empty := ""
@@ -298,6 +317,8 @@ func (sb *scoreboard) reset(i int) {
 	atomic.StoreUint32(&s.refused, 0)
 	atomic.StoreUint32(&s.conns, 0)
 	atomic.StoreUint32(&s.active, 0)
+	atomic.StoreUint64(&s.waits, 0)
+	atomic.StoreUint64(&s.waitNanos, 0)
 	sb.reclaim(i)
 }
 

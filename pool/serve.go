@@ -419,7 +419,12 @@ func (s *server) admit(r *http.Request) bool {
 	if w.cfg.maxActive <= 0 {
 		return true
 	}
-	deadline := time.Now().Add(w.cfg.queue)
+	if w.board.acquire(w.Slot, activeCounter, w.cfg.maxActive) {
+		return true
+	}
+	start := time.Now()
+	defer func() { w.board.waited(w.Slot, time.Since(start)) }()
+	deadline := start.Add(w.cfg.queue)
 	wait := time.Millisecond
 	for {
 		if w.board.acquire(w.Slot, activeCounter, w.cfg.maxActive) {

@@ -149,6 +149,10 @@ func TestServeMaxActive(t *testing.T) {
 	if s := p.p.Stats(); s.Refused < 3 || s.Active != 0 {
 		t.Errorf("stats after: %+v", s)
 	}
+	// The three refused waited the queue timeout each for a place.
+	if s := p.p.Stats(); s.QueueWaits < 3 || s.QueueWait < 900*time.Millisecond || s.QueueWait > 5*time.Second {
+		t.Errorf("queue waits %d for %v in all, want at least 3 for 900ms", s.QueueWaits, s.QueueWait)
+	}
 }
 
 // A request's context ends after ExpireTimeout; the worker goes on.

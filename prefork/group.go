@@ -40,6 +40,14 @@ type Spec struct {
 	Dir string
 	// Path is the executable; empty means this program (os.Executable).
 	Path string
+	// Exe, when set, is the executable opened for reading, and the child
+	// runs that file, not whatever Path names when it starts (fexecve):
+	// a master that opened its own binary at start keeps starting
+	// children from that binary after the file at its path is replaced
+	// (a package upgrade), so one generation never mixes two builds.
+	// Path then only names the program in errors. The child does not keep
+	// the descriptor.
+	Exe *os.File
 	// DeathSignal is the signal the child gets when this process dies,
 	// even by SIGKILL. 0 means SIGKILL. A child that must clean up after
 	// itself (kill what it started, which no parent-death signal
@@ -208,6 +216,17 @@ func (g *Group) Start(spec Spec) (*Child, error) {
 		}
 		cmd.ExtraFiles = append(cmd.ExtraFiles, f.File)
 		fileSpec = append(fileSpec, fmt.Sprintf("%s=%d", f.Name, 3+i))
+	}
+	if spec.Exe != nil {
+		// The kernel resolves the program's path in the forked child
+		// after os/exec has placed ExtraFiles at 3, 4, ... and before
+		// the new image replaces the old: passed last, the executable
+		// is at a number nothing else is moved onto, and
+		// /proc/self/fd/N opens that very file (as glibc's fexecve
+		// does without execveat). The child's adoptFiles closes the
+		// descriptor, which it was not told about.
+		cmd.ExtraFiles = append(cmd.ExtraFiles, spec.Exe)
+		cmd.Path = "/proc/self/fd/" + strconv.Itoa(3+len(spec.Files))
 	}
 	cmd.Env = append(cmd.Env, EnvRole+"="+spec.Role, EnvFiles+"="+strings.Join(fileSpec, ","))
 	death := spec.DeathSignal

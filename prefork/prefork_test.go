@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -515,5 +516,64 @@ func TestRetire(t *testing.T) {
 		if e := child.Exit(); e.Code != 0 {
 			t.Errorf("%s child: %v", c.role, e)
 		}
+	}
+}
+
+// TestStartFromExe: a child started from Spec.Exe runs the file that was
+// opened, even after another file has replaced it at its path (a package
+// upgrade renames the new binary over the old), keeps no descriptor of
+// it, and is named after the program, not after the descriptor.
+func TestStartFromExe(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	prog := filepath.Join(dir, "mpm-prog")
+	copyFile(t, self, prog)
+	exe, err := os.Open(prog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer exe.Close()
+	// What is at the path now would not write a report: the test fails
+	// unless the child ran the opened file.
+	other := filepath.Join(dir, "other")
+	if err := os.WriteFile(other, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(other, prog); err != nil {
+		t.Fatal(err)
+	}
+	extra, err := os.Open("/dev/null")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	g := &Group{}
+	testLogger(g)
+	rep := startReport(t, g, Spec{Path: prog, Exe: exe, Files: []File{{Name: "a", File: extra}, {Name: "b", File: extra}}})
+	if rep.Status.Name != "mpm-prog" {
+		t.Errorf("child's name is %q, want mpm-prog (the program's file name)", rep.Status.Name)
+	}
+	// 3 a, 4 b, 5 out; the executable was at 6.
+	for fd, target := range rep.FDs {
+		if fd >= 3 && strings.HasPrefix(target, prog) {
+			t.Errorf("child holds fd %d -> %s, its own executable", fd, target)
+		}
+	}
+	if !slices.Equal(rep.Files, []string{"a", "b", "out"}) {
+		t.Errorf("child's named files %v, want [a b out]", rep.Files)
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o755); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -125,6 +126,7 @@ func (r *Roles) run(name string) int {
 	// which is set again after it, and a parent gone in between is seen.
 	parent := os.Getppid()
 	env := &Env{Role: name, Logger: log}
+	nameAfterProgram()
 	// Descriptors are sorted out first, while /proc is reachable (a
 	// chroot in the drop below hides it); this reads no input and runs
 	// nothing.
@@ -175,6 +177,26 @@ func (r *Roles) run(name string) int {
 		return fail(err)
 	}
 	return 0
+}
+
+// nameAfterProgram sets the process name (comm, what top and ps -C
+// show) to the program's file name. The kernel names a process after the
+// last element of the path it was started through: a child started from
+// a descriptor (Spec.Exe) would be named "7". Done before a chroot hides
+// /proc; a program replaced since has " (deleted)" after its name.
+func nameAfterProgram() {
+	p, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		return
+	}
+	base := p[strings.LastIndexByte(p, '/')+1:]
+	base = strings.TrimSuffix(base, " (deleted)")
+	if len(base) > 15 { // TASK_COMM_LEN - 1: the kernel would cut it
+		base = base[:15]
+	}
+	if b, err := unix.BytePtrFromString(base); err == nil && base != "" {
+		unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(b)), 0, 0, 0)
+	}
 }
 
 // adoptFiles wraps the descriptors named in spec ("name=3,name=4") in

@@ -14,6 +14,10 @@ declare -A pkgs=(
 	[ab]=apache2-utils
 	[gcc]=gcc # cgo, which the race detector needs
 	[setcap]=libcap2-bin
+	[logrotate]=logrotate # examples/mpmd/mpmd.logrotate is tested with it
+	[systemd-analyze]=systemd # verify the units (PID 1 need not be systemd)
+	[man]=man-db              # systemd-analyze verify checks Documentation=man:
+	[dpkg-deb]=dpkg           # make deb
 )
 
 if ! command -v go >/dev/null 2>&1; then
@@ -31,6 +35,34 @@ done
 if ! command -v php-fpm >/dev/null 2>&1 && ! ls /usr/sbin/php-fpm* >/dev/null 2>&1; then
 	missing+=(php-fpm)
 fi
+
+# promtool checks mpmd's /metrics. It comes in Debian's prometheus
+# package, whose installation would also add a user and start a
+# Prometheus server: instead the package is downloaded and promtool alone
+# extracted into the repository's .cache/bin (which the tests look in).
+promtool_dir="$(cd "$(dirname "$0")/.." && pwd)/.cache/bin"
+get_promtool() {
+	command -v promtool >/dev/null 2>&1 && return 0
+	[ -x "$promtool_dir/promtool" ] && return 0
+	if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+		echo "deps: promtool missing (as root, make deps extracts it from Debian's prometheus package into $promtool_dir)" >&2
+		[ "${MPM_REQUIRE_ROOT:-}" != 1 ]
+		return
+	fi
+	echo "deps: extracting promtool from Debian's prometheus package into $promtool_dir"
+	local tmp
+	tmp=$(mktemp -d)
+	# apt-get download runs as _apt where it can write; the temporary
+	# directory is root's, so it warns and downloads as root: fine here.
+	(cd "$tmp" && apt-get download -qq prometheus 2>/dev/null) ||
+		{ apt-get update -qq && (cd "$tmp" && apt-get download -qq prometheus 2>/dev/null); }
+	dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/x"
+	mkdir -p "$promtool_dir"
+	install -m 0755 "$tmp/x/usr/bin/promtool" "$promtool_dir/promtool"
+	rm -rf "$tmp"
+}
+get_promtool
+
 if [ ${#missing[@]} -eq 0 ]; then
 	exit 0
 fi

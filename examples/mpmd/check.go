@@ -35,7 +35,7 @@ type checkVHost struct {
 
 // checkIdentities runs the check child of every identity (as that
 // identity when root) and returns one message per problem.
-func checkIdentities(cfg *Config, exe string, root bool) ([]string, error) {
+func checkIdentities(cfg *Config, exe string, exeFile *os.File, root bool) ([]string, error) {
 	byID := map[string][]checkVHost{}
 	for _, v := range cfg.VHosts {
 		byID[v.Identity] = append(byID[v.Identity], checkVHost{ServerName: v.ServerName, DocumentRoot: v.DocumentRoot, Names: append([]string{v.ServerName}, v.Aliases...), Cert: v.TLSCertificate, Key: v.TLSKey})
@@ -49,7 +49,7 @@ func checkIdentities(cfg *Config, exe string, root bool) ([]string, error) {
 	ids := sortedKeys(byID)
 	var problems []string
 	for _, name := range ids {
-		spec := prefork.Spec{Role: roleCheck, Path: exe, Env: childEnv()}
+		spec := prefork.Spec{Role: roleCheck, Path: exe, Exe: exeFile, Env: childEnv()}
 		if root {
 			r := cfg.Identities[name].resolved
 			spec.Identity = &r
@@ -131,7 +131,7 @@ func runCheck(ctx context.Context, env *prefork.Env) error {
 // preflight refuses a configuration whose files its identities cannot
 // use, before any of its children start.
 func (m *master) preflight(cfg *Config) error {
-	problems, err := checkIdentities(cfg, m.exe, m.root)
+	problems, err := checkIdentities(cfg, m.exe, m.exeFile, m.root)
 	if err != nil {
 		return err
 	}

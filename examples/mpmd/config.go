@@ -32,10 +32,17 @@ const (
 
 // Config is mpmd's configuration file. See README.md for every key.
 type Config struct {
+	// Include names more files, one per site as hosting panels write
+	// them: glob patterns, relative to this file's directory, expanded
+	// in sorted order. An included file holds [identity.NAME] tables and
+	// [[vhost]] entries only, and includes nothing further.
+	Include    []string            `toml:"include"`
 	Server     Server              `toml:"server"`
 	Pool       PoolConfig          `toml:"pool"`
 	Identities map[string]Identity `toml:"identity"`
 	VHosts     []VHost             `toml:"vhost"`
+	// Listeners are per-address settings, [listener."ADDR"] (proxy.go).
+	Listeners map[string]ListenerConfig `toml:"listener"`
 
 	file    string
 	lines   lineIndex
@@ -246,7 +253,8 @@ func (e *ConfigError) Error() string {
 	return fmt.Sprintf("%s: %s", e.File, e.Msg)
 }
 
-// LoadConfig reads and checks a configuration file.
+// LoadConfig reads and checks a configuration file and the files it
+// includes.
 func LoadConfig(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -256,8 +264,23 @@ func LoadConfig(path string) (*Config, error) {
 }
 
 // ParseConfig parses and checks configuration text; name is used in
-// errors.
+// errors, and relative include patterns are relative to its directory.
 func ParseConfig(name string, b []byte) (*Config, error) {
+	c, err := decodeConfig(name, b)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.include(); err != nil {
+		return nil, err
+	}
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// decodeConfig decodes one file strictly and indexes its lines.
+func decodeConfig(name string, b []byte) (*Config, error) {
 	c := &Config{file: name}
 	dec := toml.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -278,15 +301,107 @@ func ParseConfig(name string, b []byte) (*Config, error) {
 		}
 		return nil, &ConfigError{File: name, Msg: err.Error()}
 	}
-	c.lines = indexLines(b)
-	if err := c.check(); err != nil {
-		return nil, err
-	}
+	c.lines = indexLines(name, b)
 	return c, nil
 }
 
+// include reads the files the include patterns name, in sorted order,
+// and adds their identities and vhosts. A pattern that matches nothing
+// is fine (an empty sites.d); a malformed one is an error, as is an
+// identity defined twice, or an included file that sets anything but
+// identities and vhosts (includes do not nest: one level keeps the order
+// of vhosts, and so which default wins, plain to see).
+func (c *Config) include() error {
+	seen := map[string]bool{}
+	var files []string
+	for _, pat := range c.Include {
+		if pat == "" {
+			return c.errAt("include", "include: an empty pattern")
+		}
+		if !filepath.IsAbs(pat) {
+			pat = filepath.Join(filepath.Dir(c.file), pat)
+		}
+		matches, err := filepath.Glob(pat)
+		if err != nil {
+			return c.errAt("include", "include %q: %v", pat, err)
+		}
+		slices.Sort(matches)
+		for _, f := range matches {
+			if !seen[f] {
+				seen[f] = true
+				files = append(files, f)
+			}
+		}
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return c.errAt("include", "include: %v", err)
+		}
+		inc, err := decodeConfig(f, b)
+		if err != nil {
+			return err
+		}
+		if err := c.merge(inc); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// merge adds an included file's identities and vhosts to c, keeping
+// where each came from for errors.
+func (c *Config) merge(inc *Config) error {
+	for _, k := range sortedKeys(inc.lines) {
+		top, _, _ := strings.Cut(k, ".")
+		switch top {
+		case "identity", "vhost":
+		case "include":
+			return inc.errAt(k, "include in an included file: includes do not nest (list every pattern in %s)", c.file)
+		default:
+			return inc.errAt(k, "[%s] in an included file: an included file holds [identity.NAME] and [[vhost]] only; [%s] belongs in %s", top, top, c.file)
+		}
+	}
+	if c.Identities == nil && len(inc.Identities) > 0 {
+		c.Identities = map[string]Identity{}
+	}
+	for _, name := range sortedKeys(inc.Identities) {
+		key := "identity." + name
+		if _, dup := c.Identities[name]; dup {
+			first := c.lines[key]
+			return inc.errAt(key, "identity %q is defined twice: here and in %s:%d", name, first.file, first.line)
+		}
+		c.Identities[name] = inc.Identities[name]
+	}
+	if c.lines == nil {
+		c.lines = lineIndex{}
+	}
+	base := len(c.VHosts)
+	for k, p := range inc.lines {
+		if rest, ok := strings.CutPrefix(k, "vhost."); ok {
+			n, tail, _ := strings.Cut(rest, ".")
+			i, err := strconv.Atoi(n)
+			if err != nil {
+				continue // "vhost" alone: no entry of its own
+			}
+			k = "vhost." + strconv.Itoa(base+i)
+			if tail != "" {
+				k += "." + tail
+			}
+		}
+		c.lines[k] = p
+	}
+	c.VHosts = append(c.VHosts, inc.VHosts...)
+	return nil
+}
+
 func (c *Config) errAt(path string, format string, args ...any) error {
-	return &ConfigError{File: c.file, Line: c.lines[path], Msg: fmt.Sprintf(format, args...)}
+	p := c.lines[path]
+	file := p.file
+	if file == "" {
+		file = c.file
+	}
+	return &ConfigError{File: file, Line: p.line, Msg: fmt.Sprintf(format, args...)}
 }
 
 // Defaults for the [server] table.
@@ -320,6 +435,9 @@ func (c *Config) check() error {
 		}
 	}
 	if err := c.checkTLSListen(); err != nil {
+		return err
+	}
+	if err := c.checkListeners(); err != nil {
 		return err
 	}
 	if s.RunDir == "" {
@@ -468,7 +586,11 @@ func (c *Config) checkVHost(i int, policy privdrop.Policy, uids map[uint32]strin
 	if v.ServerName == "" {
 		return c.errAt(where, "vhost #%d has no server_name", i+1)
 	}
-	v.where = fmt.Sprintf("%s:%d", c.file, c.lines[where])
+	if p := c.lines[where]; p.file != "" {
+		v.where = fmt.Sprintf("%s:%d", p.file, p.line)
+	} else {
+		v.where = fmt.Sprintf("%s:%d", c.file, p.line)
+	}
 	v.names = nil
 	for j, n := range append([]string{v.ServerName}, v.Aliases...) {
 		key := where + ".server_name"
@@ -771,10 +893,17 @@ func (c *Config) poolFor(name string, id Identity) (pool.Config, error) {
 }
 
 // lineIndex maps a table or key path ("server.listen", "identity.alice",
-// "vhost.0.document_root") to the line it is on, for error messages.
-type lineIndex map[string]int
+// "vhost.0.document_root") to the file and line it is on, for error
+// messages.
+type lineIndex map[string]srcPos
 
-func indexLines(b []byte) lineIndex {
+// srcPos is a place in a configuration file.
+type srcPos struct {
+	file string
+	line int
+}
+
+func indexLines(file string, b []byte) lineIndex {
 	idx := lineIndex{}
 	var p unstable.Parser
 	p.Reset(b)
@@ -808,7 +937,7 @@ func indexLines(b []byte) lineIndex {
 			first := e.Key()
 			if first.Next() {
 				if l := line(first.Node()); l > 0 {
-					idx[strings.Join(table, ".")] = l
+					idx[strings.Join(table, ".")] = srcPos{file, l}
 				}
 			}
 		case unstable.KeyValue:
@@ -816,7 +945,7 @@ func indexLines(b []byte) lineIndex {
 			it := e.Key()
 			if it.Next() {
 				if l := line(it.Node()); l > 0 {
-					idx[strings.Join(append(slices.Clone(table), k...), ".")] = l
+					idx[strings.Join(append(slices.Clone(table), k...), ".")] = srcPos{file, l}
 				}
 			}
 		}

@@ -6,6 +6,14 @@
 //	mpmd -config /etc/mpmd.toml         run
 //	mpmd -check -config /etc/mpmd.toml  validate and print what would run
 //	mpmd -demo                          run a built-in demo on 127.0.0.1:8080
+//	mpmd -export haproxy-map -node web1=/etc/mpmd.toml -node web2=...
+//	                                    print an HAProxy map of the nodes' sites
+//	mpmd -version                       print the version
+//
+// Signals to the master: SIGHUP reloads the configuration, SIGUSR2
+// starts a new master from the program file now at this one's path and
+// hands it the listening sockets (a binary upgrade), SIGTERM stops
+// gracefully, SIGQUIT at once.
 package main
 
 import (
@@ -19,8 +27,14 @@ import (
 	"os"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gompm/mpm/prefork"
 )
+
+// version is reported by -version and the status page; set it at build
+// time with -ldflags "-X main.version=1.2.3".
+var version = "devel"
 
 func main() {
 	var roles prefork.Roles
@@ -44,15 +58,43 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	demoListen := fs.String("demo-listen", defaultListen, "with -demo: the address to listen on")
 	demoTLSListen := fs.String("demo-tls-listen", "", "with -demo: the address to listen on for TLS (default: the -demo-listen port + 363)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	export := fs.String("export", "", "print what a front needs for the -node nodes and exit: `haproxy-map` (Host -> backend) or haproxy-sni-map (SNI -> backend, TLS passthrough)")
+	var nodes []exportNode
+	fs.Func("node", "with -export: a node, as `NAME=CONFIG` (its name in HAProxy, its mpmd configuration file); once per node", func(s string) error {
+		n, err := parseNode(s)
+		nodes = append(nodes, n)
+		return err
+	})
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, "mpmd", version)
+		return 0
+	}
+	if *export != "" || len(nodes) > 0 {
+		if *export == "" {
+			fmt.Fprintln(stderr, "mpmd: -node is for -export")
+			return 2
+		}
+		if err := exportHAProxy(stdout, *export, nodes); err != nil {
+			fmt.Fprintf(stderr, "mpmd: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(*level)); err != nil {
 		fmt.Fprintf(stderr, "mpmd: -log-level %q: %v\n", *level, err)
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
+	opts := &slog.HandlerOptions{Level: lv}
+	if toJournal(stderr) {
+		// journald stamps every line itself.
+		opts.ReplaceAttr = dropTime
+	}
+	log := slog.New(slog.NewTextHandler(stderr, opts))
 
 	var cfg *Config
 	var err error
@@ -73,7 +115,7 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if *check {
 		// Document roots and keys are read as their identities, never
 		// by this process.
-		problems, err := checkIdentities(cfg, cfg.exe, os.Geteuid() == 0)
+		problems, err := checkIdentities(cfg, cfg.exe, nil, os.Geteuid() == 0)
 		if err != nil {
 			fmt.Fprintf(stderr, "mpmd: %v\n", err)
 			return 1
@@ -91,7 +133,12 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if os.Geteuid() != 0 {
 		log.Warn("NOT RUNNING AS ROOT: ISOLATION IS OFF. Every site runs as uid " + fmt.Sprint(os.Geteuid()) + "; run as root for one user per site.")
 	}
-	m, err := newMaster(cfg, log)
+	in, err := takeInherited()
+	if err != nil {
+		log.Error("mpmd cannot start", "err", err)
+		return 1
+	}
+	m, err := newMaster(cfg, log, in)
 	if err == nil {
 		err = m.run(ctx, cfg)
 	}
@@ -155,4 +202,27 @@ func anyAddress(addr string) string {
 		return " (every address of this host)"
 	}
 	return ""
+}
+
+// toJournal reports whether w is the stream systemd connected to the
+// journal: JOURNAL_STREAM holds its device and inode ("dev:ino"), which
+// a redirected stderr no longer matches.
+func toJournal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	v := os.Getenv("JOURNAL_STREAM")
+	if !ok || v == "" {
+		return false
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return false
+	}
+	return v == fmt.Sprintf("%d:%d", st.Dev, st.Ino)
+}
+
+func dropTime(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) == 0 && a.Key == slog.TimeKey {
+		return slog.Attr{}
+	}
+	return a
 }

@@ -5,20 +5,24 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 	"kernel.org/pub/linux/libs/security/libcap/cap"
 
+	"github.com/gompm/mpm/internal/systemd"
 	"github.com/gompm/mpm/pool"
 	"github.com/gompm/mpm/prefork"
 	"github.com/gompm/mpm/privdrop"
@@ -30,8 +34,26 @@ type master struct {
 	log  *slog.Logger
 	exe  string
 	root bool
+	// landlock is the kernel's Landlock ABI, or why it has none, for
+	// the status page.
+	landlock string
+	// exeFile is exe, opened at start: children run this file, so that
+	// a generation never runs another build than its master, even after
+	// the file at exe was replaced. Only an upgrade (SIGUSR2) runs what
+	// is at the path now.
+	exeFile *os.File
+	// self is this program's path, which an upgrade runs.
+	self string
+	in   *inherited
+	// handedOver is set once a new master has taken over (an upgrade):
+	// this one then retires its generation and exits.
+	handedOver atomic.Bool
 
 	listeners map[string]*os.File // by configured address; kept across reloads
+	// admin is the status page's TCP listening socket, kept for the
+	// master's life so that an upgrade passes it on; nil for a unix
+	// socket (the new master binds the path again) or none.
+	admin *os.File
 	// handback is the socket pair on which workers hand connections back
 	// to the multiplexers: one for the master's life, so that a worker of
 	// a generation that is retiring reaches the current multiplexers.
@@ -43,9 +65,18 @@ type master struct {
 	mu  sync.Mutex
 	cur *generation
 	gen int // generations started, for names that must differ between two
+	// For the status page and metrics: the generations whose pools
+	// still run (the current one, and those retiring after a reload),
+	// and the counters of the pools of those that ended, by identity.
+	live                    []*generation
+	past                    map[string]pool.Stats
+	started                 time.Time
+	reloads, reloadFailures uint64
 
 	ticketMu sync.Mutex
 	tickets  map[string][]byte // session ticket secrets, by identity
+
+	sealKey []byte // the multiplexers' key for PROXY client addresses (muxPlan.SealKey)
 }
 
 // A generation is what one configuration runs: its pools and the
@@ -54,9 +85,14 @@ type master struct {
 // is serving.
 type generation struct {
 	m     *master
+	n     int // its number: 1 at start, one more for each reload
 	cfg   *Config
 	pools []*pool.Pool
-	files []*os.File // plans and logs, closed when the generation ends
+	uids  []uint32    // each pool's identity's uid
+	logs  []*poolLogs // each pool's access logs; nil for a pool with none
+	// logsServed says the logs' request sockets are being answered.
+	logsServed bool
+	files      []*os.File // plans and logs, closed when the generation ends
 	// cgroups are the identities whose groups this generation uses,
 	// released when it ends.
 	cgroups []string
@@ -65,21 +101,36 @@ type generation struct {
 	muxSpec    prefork.Spec
 	php        phpGroup // PHP-FPM, by identity
 	stopping   chan struct{}
+	muxReady   *os.File // read end of the readiness pipe (see waitReady)
+	muxCount   int
 	stopPools  context.CancelFunc
 	poolsDone  sync.WaitGroup
 	mu         sync.Mutex
 	muxBackoff time.Duration
 }
 
-func newMaster(cfg *Config, log *slog.Logger) (*master, error) {
+func newMaster(cfg *Config, log *slog.Logger, in *inherited) (*master, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
 	exe := cfg.exe
 	if exe == "" {
-		var err error
-		if exe, err = os.Executable(); err != nil {
-			return nil, err
-		}
+		exe = self
 	}
-	m := &master{log: log, exe: exe, root: os.Geteuid() == 0, listeners: map[string]*os.File{}}
+	if in == nil {
+		in = &inherited{}
+	}
+	m := &master{log: log, exe: exe, self: self, in: in, root: os.Geteuid() == 0, listeners: map[string]*os.File{}, sealKey: newSealKey(), past: map[string]pool.Stats{}, started: time.Now()}
+	// This process's own image when exe is this program: the file at
+	// the path may already be another.
+	open := exe
+	if exe == self {
+		open = "/proc/self/exe"
+	}
+	if m.exeFile, err = os.OpenFile(open, os.O_RDONLY, 0); err != nil {
+		return nil, fmt.Errorf("open the program children run: %w", err)
+	}
 	if m.root {
 		// Workers drop privileges on every thread; a cgo build cannot,
 		// and would start, then answer nothing as each worker fails.
@@ -92,6 +143,17 @@ func newMaster(cfg *Config, log *slog.Logger) (*master, error) {
 	}
 	if cfg.Server.MaxWorkers > 0 {
 		m.limit = &pool.Limit{Max: cfg.Server.MaxWorkers}
+	}
+	if in.sealKey != nil {
+		// The previous master's: the connections its retiring workers
+		// hand back keep their PROXY client addresses.
+		m.sealKey = in.sealKey
+	}
+	if in.handback[0] != nil {
+		// The previous master's: its retiring workers hand back to
+		// this master's multiplexers.
+		m.handbackSend, m.handbackRecv = in.handback[0], in.handback[1]
+		return m, nil
 	}
 	if err := m.handbackSocket(); err != nil {
 		return nil, err
@@ -131,20 +193,41 @@ func (m *master) run(ctx context.Context, cfg *Config) error {
 		for _, f := range m.listeners {
 			f.Close()
 		}
+		if m.admin != nil {
+			m.admin.Close()
+		}
 	}()
-	for _, addr := range slices.Concat(cfg.Server.Listen, cfg.Server.TLSListen) {
+	// Asked for before anything is served: SIGUSR1 ends a Go program
+	// that does not ask for it.
+	stopReopen := make(chan struct{})
+	defer close(stopReopen)
+	go m.watchReopen(stopReopen)
+	// Installed now: SIGUSR2 would otherwise end the process. Handled
+	// once this master is ready.
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	defer signal.Stop(usr2)
+	addrs := slices.Concat(cfg.Server.Listen, cfg.Server.TLSListen)
+	for _, addr := range addrs {
 		if err := m.listen(addr); err != nil {
 			return err
 		}
 	}
-	if st := landlockStatus(); strings.HasPrefix(st, "unavailable") {
-		m.log.Warn("LANDLOCK UNAVAILABLE: each site's PHP can read every file its uid can, other sites' world-readable files included", "landlock", st)
+	m.landlock = landlockStatus()
+	if strings.HasPrefix(m.landlock, "unavailable") {
+		m.log.Warn("LANDLOCK UNAVAILABLE: each site's PHP can read every file its uid can, other sites' world-readable files included", "landlock", m.landlock)
 	} else {
-		m.log.Info("isolation", "landlock", st)
+		m.log.Info("isolation", "landlock", m.landlock)
 	}
 	if m.root {
 		// Before the trim: the parent group may need CAP_DAC_OVERRIDE.
 		m.cgroups = openCgroups(m.log)
+	}
+	if err := m.takeAdmin(cfg.Server.Admin); err != nil {
+		return err
+	}
+	if err := m.in.leftover(); err != nil {
+		return err
 	}
 	g, err := m.start(cfg)
 	if err != nil {
@@ -154,13 +237,18 @@ func (m *master) run(ctx context.Context, cfg *Config) error {
 	// as it runs, and the capability trim below takes a while.
 	m.mu.Lock()
 	m.cur = g
+	m.live = append(m.live, g)
 	m.mu.Unlock()
 	if cfg.Server.Admin != "off" {
 		if m.status, err = m.startStatus(cfg); err != nil {
 			g.stop(prefork.StopImmediate)
 			return err
 		}
-		defer m.status.stop()
+		defer func() {
+			if m.status != nil {
+				m.status.stop()
+			}
+		}()
 	}
 	if m.root {
 		// From here the master keeps only what starting and stopping
@@ -168,29 +256,137 @@ func (m *master) run(ctx context.Context, cfg *Config) error {
 		// directories on a reload (the master is uid 0 and owns the
 		// root-owned files anyway: CHOWN adds little). It never binds
 		// again.
-		keep := []cap.Value{cap.SETUID, cap.SETGID, cap.SETPCAP, cap.KILL, cap.SYS_CHROOT, cap.CHOWN}
-		if err := privdrop.Trim(keep...); err != nil {
+		if err := privdrop.Trim(masterCaps...); err != nil {
 			g.stop(prefork.StopImmediate)
 			return fmt.Errorf("trim the master's capabilities: %w", err)
 		}
 	}
+	if err := g.waitReady(); err != nil {
+		g.stop(prefork.StopImmediate)
+		return err
+	}
+	m.ready()
 
-	kind := prefork.WaitSignals(ctx, func() { m.reload(cfg.file) }, nil)
-	m.log.Info("stopping", "how", kind.String())
+	// The pid file is written once the signals are handled: a signal
+	// sent to the pid it names is never the default action (an exit).
+	var removePID func()
+	defer func() {
+		if removePID != nil {
+			removePID()
+		}
+	}()
+	ready := func() {
+		var err error
+		if removePID, err = writePID(cfg.Server.RunDir, m.root); err != nil {
+			m.log.Warn("no pid file", "err", err)
+		}
+	}
+	wait, handOver := context.WithCancel(ctx)
+	defer handOver()
+	go m.watchUpgrades(wait, usr2, addrs, handOver)
+	kind := prefork.WaitSignals(wait, func() { m.reload(cfg.file) }, ready)
 	m.mu.Lock()
 	g = m.cur
 	m.mu.Unlock()
+	if m.handedOver.Load() {
+		// The new master serves on the same sockets; this one's
+		// generation finishes what it holds, as after a reload.
+		m.log.Info("stopping: a new master took over; finishing what this one serves")
+		if m.status != nil {
+			// The new master's status page answers from now on; on a
+			// TCP address both would accept on the one socket.
+			m.status.stop()
+			m.status = nil
+		}
+		g.retire()
+		return nil
+	}
+	m.log.Info("stopping", "how", kind.String())
+	m.notify("STOPPING=1")
 	g.stop(kind)
 	return nil
 }
 
+// ready tells whoever waits for this master that it serves: systemd
+// (READY=1, and MAINPID= when this master replaces another), and the
+// master it replaces.
+func (m *master) ready() {
+	status := m.statusLine()
+	m.log.Info("ready", "status", status)
+	state := "READY=1\nSTATUS=" + status
+	if m.in.ready != nil {
+		// Sent before the old master hears of it, so that systemd
+		// never sees the old main pid exit as the service's end.
+		// Needs NotifyAccess=all: the old master is still the main pid.
+		state = "MAINPID=" + strconv.Itoa(os.Getpid()) + "\n" + state
+	}
+	m.notify(state)
+	if m.in.ready != nil {
+		m.in.ready.Write([]byte{1})
+		m.in.ready.Close()
+		m.in.ready = nil
+	}
+}
+
+// notify sends state to systemd, if it started this master.
+func (m *master) notify(state string) {
+	if _, err := systemd.Notify(state); err != nil {
+		m.log.Warn("notify systemd", "err", err)
+	}
+}
+
+// statusLine is the one-line status systemctl status shows.
+func (m *master) statusLine() string {
+	workers := 0
+	snap := m.snapshot()
+	for _, p := range snap.Pools {
+		workers += p.Workers
+	}
+	return fmt.Sprintf("generation %d: %d identities, %d workers", snap.Generation, len(snap.Pools), workers)
+}
+
+// watchUpgrades starts a new master on SIGUSR2, one at a time, and
+// calls handOver once one is ready.
+func (m *master) watchUpgrades(ctx context.Context, usr2 <-chan os.Signal, addrs []string, handOver func()) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-usr2:
+		}
+		m.notify("STATUS=upgrading: starting a new master from " + m.self)
+		pid, err := m.upgrade(m.self, addrs)
+		if err != nil {
+			m.log.Error("upgrade failed; this master keeps serving", "err", err)
+			m.notify("STATUS=" + m.statusLine() + " (upgrade failed)")
+			continue
+		}
+		m.log.Info("upgrade: the new master is ready; this one stops accepting and drains", "pid", pid)
+		// Also from here, the main pid, for a unit with
+		// NotifyAccess=main (which took no message from the new one).
+		m.notify("MAINPID=" + strconv.Itoa(pid))
+		m.handedOver.Store(true)
+		handOver()
+		return
+	}
+}
+
 func (m *master) listen(addr string) error {
+	f, err := m.in.takeSocket(addr)
+	if err != nil {
+		return err
+	}
+	if f != nil {
+		m.listeners[addr] = f
+		m.log.Info("listening", "addr", addr, "socket from", m.in.from)
+		return nil
+	}
 	ln, err := deferAccept.Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	defer ln.Close() // f holds the socket
-	f, err := inheritable(ln.(*net.TCPListener))
+	f, err = inheritable(ln.(*net.TCPListener))
 	if err != nil {
 		return fmt.Errorf("listener %s: %w", addr, err)
 	}
@@ -198,6 +394,11 @@ func (m *master) listen(addr string) error {
 	m.log.Info("listening", "addr", ln.Addr().String())
 	return nil
 }
+
+// masterCaps are the capabilities the master keeps once it has bound its
+// listeners: what starting and stopping children needs, and CHOWN for
+// the PHP directories of an identity a reload adds.
+var masterCaps = []cap.Value{cap.SETUID, cap.SETGID, cap.SETPCAP, cap.KILL, cap.SYS_CHROOT, cap.CHOWN}
 
 // deferAccept makes listening sockets with TCP_DEFER_ACCEPT: the kernel
 // hands a connection to accept only once its first bytes (a request
@@ -226,25 +427,45 @@ const deferAcceptSeconds = 5
 // reload starts a generation from the configuration file and retires the
 // current one. A file with errors changes nothing.
 func (m *master) reload(path string) {
+	failed := func() {
+		m.mu.Lock()
+		m.reloadFailures++
+		m.mu.Unlock()
+	}
+	if _, err := systemd.Reloading(); err != nil {
+		m.log.Warn("notify systemd", "err", err)
+	}
+	// Whatever the outcome: a reload that changed nothing is over too.
+	defer func() { m.notify("READY=1\nSTATUS=" + m.statusLine()) }()
 	cfg, err := LoadConfig(path)
 	if err != nil {
 		m.log.Error("reload refused; still running the previous configuration", "err", err)
+		failed()
 		return
 	}
 	for _, addr := range slices.Concat(cfg.Server.Listen, cfg.Server.TLSListen) {
 		if _, ok := m.listeners[addr]; !ok {
 			m.log.Error("reload refused: a new listen address needs a restart (the master no longer binds)", "addr", addr)
+			failed()
 			return
 		}
 	}
 	g, err := m.start(cfg)
+	if err == nil {
+		if err = g.waitReady(); err != nil {
+			g.stop(prefork.StopImmediate)
+		}
+	}
 	if err != nil {
 		m.log.Error("reload failed; still running the previous configuration", "err", err)
+		failed()
 		return
 	}
 	m.mu.Lock()
 	old := m.cur
 	m.cur = g
+	m.live = append(m.live, g)
+	m.reloads++
 	m.mu.Unlock()
 	m.log.Info("reloaded", "file", path, "vhosts", len(cfg.VHosts))
 	// The old multiplexers stop accepting and finish routing what they
@@ -259,7 +480,7 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 		return nil, err
 	}
 	m.gen++
-	gen := &generation{m: m, cfg: cfg, stopping: make(chan struct{})}
+	gen := &generation{m: m, n: m.gen, cfg: cfg, stopping: make(chan struct{})}
 	gen.php.m, gen.php.stopped = m, make(chan struct{})
 	g = gen
 	defer func() {
@@ -268,6 +489,7 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 			gen.releaseCgroups()
 		}
 	}()
+
 	listeners := slices.Concat(cfg.Server.Listen, cfg.Server.TLSListen)
 	for pi, name := range cfg.routing.Pools {
 		id := cfg.Identities[name]
@@ -299,6 +521,8 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 			return nil, err
 		}
 		plan.ConnPHP = max(min(pp.Max, eff.MaxActive)/2, 1)
+		var logs *poolLogs
+		g.logs = append(g.logs, nil) // g.logs[pi], set with the first log
 		for vi, v := range cfg.VHosts {
 			if cfg.routing.VHosts[vi].Pool != pi {
 				continue
@@ -312,6 +536,14 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 				g.files = append(g.files, f)
 				wv.LogFile = "log-" + strconv.Itoa(vi)
 				pc.Files = append(pc.Files, prefork.File{Name: wv.LogFile, File: f})
+				if logs == nil {
+					if logs, err = newPoolLogs(); err != nil {
+						return nil, err
+					}
+					g.logs[pi] = logs
+					pc.Files = append(pc.Files, logs.logFiles()...)
+				}
+				logs.add(wv.LogFile, v.AccessLog, f)
 			}
 			plan.VHosts = append(plan.VHosts, wv)
 			if v.TLSCertificate != "" && plan.TicketSecret == nil {
@@ -355,6 +587,7 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 			}
 		}
 		pc.Path = m.exe
+		pc.Exe = m.exeFile
 		pc.Env = childEnv()
 		pc.Limit = m.limit
 		pc.Logger = m.log
@@ -368,9 +601,11 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 			return nil, err
 		}
 		g.pools = append(g.pools, p)
+		g.uids = append(g.uids, id.resolved.UID)
 	}
 
-	mp := muxPlan{Routing: cfg.routing, Listeners: listeners, HeaderTimeout: time.Duration(cfg.Server.HeaderTimeout), MaxHeaderBytes: cfg.Server.MaxHeaderBytes, UnknownHost: cfg.Server.UnknownHost}
+	mp := muxPlan{Routing: cfg.routing, Listeners: listeners, HeaderTimeout: time.Duration(cfg.Server.HeaderTimeout), MaxHeaderBytes: cfg.Server.MaxHeaderBytes, UnknownHost: cfg.Server.UnknownHost,
+		Proxy: cfg.trustedProxies(listeners), SealKey: m.sealKey}
 	var files []prefork.File
 	for i, addr := range listeners {
 		mp.TLS = append(mp.TLS, slices.Contains(cfg.Server.TLSListen, addr))
@@ -391,7 +626,7 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 	}
 	g.files = append(g.files, planF)
 	files = append(files, prefork.File{Name: "plan", File: planF})
-	g.muxSpec = prefork.Spec{Role: roleMux, Path: m.exe, Files: files, Env: childEnv()}
+	g.muxSpec = prefork.Spec{Role: roleMux, Path: m.exe, Exe: m.exeFile, Files: files, Env: childEnv()}
 	if m.root {
 		id, err := muxIdentity(cfg)
 		if err != nil {
@@ -410,15 +645,57 @@ func (m *master) start(cfg *Config) (g *generation, err error) {
 		g.poolsDone.Add(1)
 		go func() { defer g.poolsDone.Done(); p.Run(poolCtx) }()
 	}
+	for _, l := range g.logs {
+		if l != nil {
+			go l.serve(m.log)
+		}
+	}
+	g.logsServed = true
 	g.muxes.Logger = m.log
 	g.muxes.OnExit = g.muxExited
+	// The first multiplexers say on a pipe when they accept; one
+	// restarted later does not (nobody reads then).
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		g.stop(prefork.StopImmediate)
+		return nil, fmt.Errorf("multiplexer readiness pipe: %w", err)
+	}
+	defer readyW.Close()
+	g.muxReady, g.muxCount = readyR, cfg.Server.Multiplexers
+	first := g.muxSpec
+	first.Files = append(slices.Clone(first.Files), prefork.File{Name: "ready", File: readyW})
 	for range cfg.Server.Multiplexers {
-		if _, err := g.muxes.Start(g.muxSpec); err != nil {
+		if _, err := g.muxes.Start(first); err != nil {
 			g.stop(prefork.StopImmediate)
 			return nil, err
 		}
 	}
 	return g, nil
+}
+
+// waitReady waits until every multiplexer the generation started with
+// accepts on every listener (each writes a byte on the readiness pipe,
+// then closes it), or one of them has ended first.
+func (g *generation) waitReady() error {
+	r := g.muxReady
+	defer r.Close()
+	r.SetReadDeadline(time.Now().Add(30 * time.Second))
+	n := 0
+	buf := make([]byte, 64)
+	for {
+		k, err := r.Read(buf)
+		n += k
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("multiplexers: %d of %d ready: %w", n, g.muxCount, err)
+		}
+	}
+	if n < g.muxCount {
+		return fmt.Errorf("multiplexers: only %d of %d became ready; see their log lines", n, g.muxCount)
+	}
+	return nil
 }
 
 // stop ends the generation: the multiplexers first (they stop accepting
@@ -470,6 +747,7 @@ func (g *generation) retire() {
 // identities' groups: a group no generation uses any more is removed
 // once it is empty.
 func (g *generation) close() {
+	g.m.ended(g)
 	for _, p := range g.pools {
 		p.Close()
 	}
@@ -488,6 +766,17 @@ func (g *generation) releaseCgroups() {
 }
 
 func (g *generation) closeFiles() {
+	for _, l := range g.logs {
+		switch {
+		case l == nil:
+		case g.logsServed:
+			l.close() // every worker has ended
+		default:
+			l.ctl.Close()
+			l.peer.Close()
+		}
+	}
+	g.logs = nil
 	for _, f := range g.files {
 		f.Close()
 	}
@@ -568,48 +857,33 @@ func childEnv() []string {
 	return []string{"PATH=/usr/local/bin:/usr/bin:/bin", "GOMAXPROCS=1"}
 }
 
-// stats returns every pool's stats, sorted by name.
-func (m *master) stats() []pool.Stats {
+// ended keeps the counters of g's pools, whose workers have all ended,
+// and forgets g.
+func (m *master) ended(g *generation) {
 	m.mu.Lock()
-	g := m.cur
-	m.mu.Unlock()
-	var out []pool.Stats
-	if g != nil {
-		for _, p := range g.pools {
-			out = append(out, p.Stats())
-		}
+	defer m.mu.Unlock()
+	i := slices.Index(m.live, g)
+	if i < 0 {
+		return // never started serving
 	}
-	slices.SortFunc(out, func(a, b pool.Stats) int {
-		switch {
-		case a.Name < b.Name:
-			return -1
-		case a.Name > b.Name:
-			return 1
-		}
-		return 0
-	})
-	return out
+	m.live = slices.Delete(m.live, i, i+1)
+	for _, p := range g.pools {
+		now := p.Stats()
+		st := m.past[now.Name]
+		st.Name = now.Name
+		addCounters(&st, now)
+		m.past[now.Name] = st
+	}
 }
 
-// poolStatus is one line of the status page: a pool's stats and its
-// identity's cgroup usage. pool.Stats is embedded, so the JSON keeps its
-// fields at the top level and adds "Cgroup".
-type poolStatus struct {
-	pool.Stats
-	Cgroup *cgroupUsage `json:",omitempty"`
-}
-
-// statsJSON encodes the stats for the status process, leaving out the
+// statsJSON encodes the snapshot for the status process, leaving out the
 // per-worker slots if the whole would not fit in one message.
 func (m *master) statsJSON() []byte {
-	var st []poolStatus
-	for _, s := range m.stats() {
-		st = append(st, poolStatus{Stats: s, Cgroup: m.cgroups.usage(s.Name)})
-	}
+	st := m.snapshot()
 	b, _ := json.Marshal(st)
 	if len(b) > maxStatsMsg {
-		for i := range st {
-			st[i].Slots = nil
+		for i := range st.Pools {
+			st.Pools[i].Slots = nil
 		}
 		b, _ = json.Marshal(st)
 	}
@@ -630,12 +904,7 @@ func inheritable(ln *net.TCPListener) (*os.File, error) {
 		return nil, err
 	}
 	defer f.Close()
-	fd := f.Fd() // switches the socket to blocking mode
-	nfd, err := unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 3)
-	if err != nil {
-		return nil, os.NewSyscallError("fcntl(F_DUPFD_CLOEXEC)", err)
-	}
-	return os.NewFile(uintptr(nfd), f.Name()), nil
+	return blockingCopy(f)
 }
 
 // othersCanRun checks that users other than root can execute path: the

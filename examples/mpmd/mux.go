@@ -95,6 +95,15 @@ func runMux(ctx context.Context, env *prefork.Env) error {
 			return fmt.Errorf("listener %s: %w", addr, err)
 		}
 		lns = append(lns, ln)
+		if trusted := plan.Proxy[i]; trusted != nil {
+			p := &proxyListener{m: m, addr: addr, tls: plan.TLS[i]}
+			if p.trusted, err = vhostroute.ParseCIDRList(trusted); err != nil {
+				return err
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); p.accept(ctx, ln) }()
+			continue
+		}
 		serve, fast := m.route, m.routeFast
 		if plan.TLS[i] {
 			serve, fast = m.routeTLS, nil
@@ -121,14 +130,23 @@ func runMux(ctx context.Context, env *prefork.Env) error {
 		m.accept(ctx, hl, "hand-backs", make(chan struct{}, maxHandbacksAll), m.handback)
 	}()
 	lns = append(lns, hl)
+	if f, ok := env.Files["ready"]; ok {
+		// Accepting on every listener: the master may report ready.
+		f.Write([]byte{1})
+		f.Close()
+	}
 	<-ctx.Done()
 	for _, ln := range lns {
 		ln.Close()
 	}
-	// Connections being read or waiting for a worker finish on their
-	// own deadlines.
-	m.conns.Wait()
+	// The accept loops first: one may still return a connection it had
+	// taken (or, from the hand-back socket, the one message whose wake-up
+	// it had, see fdpass.SharedFileSocket) and start routing it. Then the
+	// connections being read or waiting for a worker, which finish on
+	// their own deadlines. In the other order the process could exit
+	// under a connection it accepted but had not passed on.
 	wg.Wait()
+	m.conns.Wait()
 	return nil
 }
 
@@ -241,19 +259,7 @@ func (m *mux) acceptWith(ctx context.Context, ln net.Listener, name string, sem 
 // with the head timeout and answers errors, as for every connection
 // before.
 func (m *mux) routeFast(c net.Conn, buf []byte) (bool, []byte) {
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
-		return false, nil
-	}
-	rc, err := tc.SyscallConn()
-	if err != nil {
-		return false, nil
-	}
-	n := 0
-	rc.Read(func(fd uintptr) bool {
-		n, _ = unix.Read(int(fd), buf)
-		return true // one attempt: never wait here
-	})
+	n := readNow(c, buf)
 	if n <= 0 {
 		return false, nil // nothing yet (or the client closed: the slow path sees it)
 	}
@@ -273,6 +279,25 @@ func (m *mux) routeFast(c net.Conn, buf []byte) (bool, []byte) {
 	}
 	c.Close()
 	return true, nil
+}
+
+// readNow reads what has arrived on c into buf, in one non-blocking
+// attempt: 0 when nothing has (or c is not a TCP connection).
+func readNow(c net.Conn, buf []byte) int {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return 0
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	rc.Read(func(fd uintptr) bool {
+		n, _ = unix.Read(int(fd), buf)
+		return true // one attempt: never wait here
+	})
+	return n
 }
 
 // routeAfter is route for a connection of which prefix was read.
@@ -378,12 +403,25 @@ func (m *mux) handback(c net.Conn) {
 		m.log.Warn("refused a hand-back", "from", who, "err", err)
 		return
 	}
+	info := fdpass.ConnInfo{LocalAddr: tc.LocalAddr(), RemoteAddr: tc.RemoteAddr()}
+	if m.isProxyListener(local) {
+		// The client address is the one this multiplexer (or another)
+		// sealed for this socket when it passed it, or none at all:
+		// routed with the proxy's own address, every client would be
+		// the proxy.
+		client, ok := m.handbackProxy(fc.Info(), cookie, local)
+		if !ok {
+			m.log.Warn("refused a hand-back from a PROXY listener without a valid seal", "from", who, "remote", remote)
+			return
+		}
+		info.ProxyClient, info.Seal = client, fc.Info().Seal
+	}
 	if n := m.noteBounce(cookie, sent); n > maxBounces {
 		m.log.Warn("a connection keeps coming back unserved; closing it", "from", who, "remote", remote, "bounces", n)
 		writeAnswer(fc, http.StatusLoopDetected, "this request went round between servers without an answer", nil)
 		return
 	}
-	m.routeHead(fc, fdpass.ConnInfo{LocalAddr: tc.LocalAddr(), RemoteAddr: tc.RemoteAddr()})
+	m.routeHead(fc, info)
 }
 
 // handbackSlot takes a place among the hand-backs in flight from uid.

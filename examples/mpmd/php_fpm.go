@@ -106,7 +106,7 @@ func (m *master) phpSpecs(cfg *Config, name string, vhosts []workerVHost, defaul
 			return nil, files, err
 		}
 		files = append(files, pf)
-		spec := prefork.Spec{Role: rolePHP, Args: []string{name}, Path: m.exe, Env: childEnv(), Files: []prefork.File{{Name: "plan", File: pf}}, DeathSignal: syscall.SIGTERM}
+		spec := prefork.Spec{Role: rolePHP, Args: []string{name}, Path: m.exe, Exe: m.exeFile, Env: childEnv(), Files: []prefork.File{{Name: "plan", File: pf}}, DeathSignal: syscall.SIGTERM}
 		if m.root {
 			r := id.resolved
 			spec.Identity = &r

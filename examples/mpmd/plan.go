@@ -24,6 +24,13 @@ type muxPlan struct {
 	MaxHeaderBytes int
 	UnknownHost    int
 	UIDs           map[uint32]string // identity by uid, for the log of hand-backs
+	// Proxy holds, by listener, the trusted proxies' ranges of a PROXY
+	// protocol listener; nil for the others.
+	Proxy [][]string
+	// SealKey is the key of the seal on a PROXY client address passed
+	// with a connection (see mux.seal); the master's, kept across
+	// reloads, and never in a worker's plan.
+	SealKey []byte
 }
 
 // workerPlan is a worker's view: its identity's vhosts, and everyone's

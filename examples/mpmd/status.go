@@ -82,12 +82,34 @@ func adminListener(admin string) (*os.File, error) {
 	return ln.File()
 }
 
-func (m *master) startStatus(cfg *Config) (*statusServer, error) {
-	lf, err := adminListener(cfg.Server.Admin)
-	if err != nil {
-		return nil, err
+// takeAdmin adopts the status page's TCP socket when whoever started
+// this master passed it (the master this one replaces, or systemd), so
+// that it is not left over; startStatus binds it otherwise.
+func (m *master) takeAdmin(admin string) error {
+	if admin == "off" || strings.HasPrefix(admin, "unix:") {
+		return nil
 	}
-	defer lf.Close()
+	f, err := m.in.takeSocketIfPassed(admin)
+	if err != nil {
+		return fmt.Errorf("admin listener: %w", err)
+	}
+	m.admin = f
+	return nil
+}
+
+func (m *master) startStatus(cfg *Config) (*statusServer, error) {
+	lf := m.admin
+	if lf == nil {
+		var err error
+		if lf, err = adminListener(cfg.Server.Admin); err != nil {
+			return nil, err
+		}
+		if strings.HasPrefix(cfg.Server.Admin, "unix:") {
+			defer lf.Close()
+		} else {
+			m.admin = lf // kept: an upgrade passes it on
+		}
+	}
 	pf, err := planFile("status", statusPlan{Token: cfg.Server.AdminToken})
 	if err != nil {
 		return nil, err
@@ -102,7 +124,7 @@ func (m *master) startStatus(cfg *Config) (*statusServer, error) {
 	defer theirs.Close()
 	s := &statusServer{conn: mine, done: make(chan struct{})}
 	s.group.Logger = m.log
-	spec := prefork.Spec{Role: roleStatus, Path: m.exe, Env: childEnv(), Files: []prefork.File{{Name: "admin", File: lf}, {Name: "stats", File: theirs}, {Name: "plan", File: pf}}}
+	spec := prefork.Spec{Role: roleStatus, Path: m.exe, Exe: m.exeFile, Env: childEnv(), Files: []prefork.File{{Name: "admin", File: lf}, {Name: "stats", File: theirs}, {Name: "plan", File: pf}}}
 	if m.root {
 		id, err := muxIdentity(cfg)
 		if err != nil {
@@ -141,7 +163,8 @@ func (s *statusServer) stop() {
 	s.conn.Close()
 }
 
-// runStatus serves /status (JSON) and / (text) on the admin listener.
+// runStatus serves /status (JSON), / (text) and /metrics (Prometheus) on
+// the admin listener.
 func runStatus(ctx context.Context, env *prefork.Env) error {
 	lf, err := env.File("admin")
 	if err != nil {
@@ -171,18 +194,18 @@ func runStatus(ctx context.Context, env *prefork.Env) error {
 	}
 	var mu sync.Mutex
 	buf := make([]byte, maxStatsMsg)
-	fetch := func() ([]poolStatus, error) {
+	fetch := func() (snapshot, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		c.SetDeadline(time.Now().Add(5 * time.Second))
+		var st snapshot
 		if _, err := c.Write([]byte{'?'}); err != nil {
-			return nil, err
+			return st, err
 		}
 		n, err := c.Read(buf)
 		if err != nil {
-			return nil, err
+			return st, err
 		}
-		var st []poolStatus
 		return st, json.Unmarshal(buf[:n], &st)
 	}
 	mux := http.NewServeMux()
@@ -195,7 +218,7 @@ func runStatus(ctx context.Context, env *prefork.Env) error {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		enc.Encode(st)
+		enc.Encode(st.Pools)
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		st, err := fetch()
@@ -206,9 +229,23 @@ func runStatus(ctx context.Context, env *prefork.Env) error {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		writeStatusText(w, st)
 	})
-	var handler http.Handler = mux
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		st, err := fetch()
+		if err != nil {
+			http.Error(w, "stats unavailable: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", promContentType)
+		writeMetrics(w, st, time.Now())
+	})
+	// The version of the program this status process runs, which is
+	// its master's (children run their master's own file).
+	var handler http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Server", "mpmd/"+version)
+		mux.ServeHTTP(w, r)
+	})
 	if plan.Token != "" {
-		handler = requireToken(plan.Token, mux)
+		handler = requireToken(plan.Token, handler)
 	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 30 * time.Second, MaxHeaderBytes: 8 << 10}
 	go func() {
@@ -237,7 +274,13 @@ func requireToken(token string, h http.Handler) http.Handler {
 	})
 }
 
-func writeStatusText(w http.ResponseWriter, st []poolStatus) {
+func writeStatusText(w http.ResponseWriter, snap snapshot) {
+	if strings.HasPrefix(snap.Landlock, "unavailable") {
+		fmt.Fprintf(w, "LANDLOCK UNAVAILABLE (%s): each site's PHP can read every file its uid can\n\n", snap.Landlock)
+	} else if snap.Landlock != "" {
+		fmt.Fprintf(w, "landlock: %s\n\n", snap.Landlock)
+	}
+	st := snap.Pools
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "POOL\tWORKERS\tIDLE\tBUSY\tSTARTING\tSPAWNED\tRETIRED\tKILLED\tCRASHED\tRECYCLED\tSERVED\tREFUSED\tBACKOFF\tCPU\tMEMORY")
 	for _, s := range st {

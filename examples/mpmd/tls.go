@@ -114,6 +114,12 @@ const (
 // vhost its SNI names on that listener (no SNI, or a name no vhost has:
 // the listener's default). What is not TLS never reaches a worker.
 func (m *mux) routeTLS(c net.Conn) {
+	m.routeTLSProxied(c, vhostroute.ProxyHeader{Local: true})
+}
+
+// routeTLSProxied is routeTLS for a connection whose PROXY header, ph,
+// was read (a LOCAL one when there was none).
+func (m *mux) routeTLSProxied(c net.Conn, ph vhostroute.ProxyHeader) {
 	defer c.Close()
 	hr := vhostroute.HelloReader{Timeout: m.plan.HeaderTimeout}
 	hello, err := hr.ReadClientHello(c.(vhostroute.DeadlineReader))
@@ -137,6 +143,7 @@ func (m *mux) routeTLS(c net.Conn) {
 		return
 	}
 	info := fdpass.ConnInfo{Listener: local.String(), TLS: true}
+	m.withProxy(c, &info, ph)
 	if err := m.pass(c, rt, hello.Raw, info, hello.ServerName); err != nil {
 		tlsAlert(c, alertInternalError)
 	}

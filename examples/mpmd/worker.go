@@ -92,6 +92,19 @@ func runWorker(ctx context.Context, env *prefork.Env) error {
 		}
 		h.sites[v.N] = ws
 	}
+	if ctl, err := env.File("logctl"); err == nil {
+		// SIGUSR1 to the master reopens the access logs: the worker
+		// asks for the new files (see logreopen.go).
+		wl := &workerLogs{ctl: ctl, byLog: map[string]*accessLog{}, log: log}
+		for _, v := range plan.VHosts {
+			if ws := h.sites[v.N]; ws != nil && ws.access != nil {
+				wl.byLog[v.LogFile] = ws.access
+			}
+		}
+		done := make(chan struct{})
+		defer close(done)
+		wl.watch(done)
+	}
 	// Persistent php-cgi children (php_mode = "fastcgi") end with the worker.
 	defer func() {
 		for _, ws := range h.sites {
@@ -341,10 +354,7 @@ func (h *workerHandler) handBack(rw http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.handbackTimeout)
 	defer cancel()
-	info := fdpass.ConnInfo{}
-	if fc, ok := conn.(*fdpass.Conn); ok {
-		info = fc.Info()
-	}
+	info := passedInfo(conn)
 	if err := h.sock.SendConn(ctx, conn, head, info); err != nil {
 		h.log.Warn("hand back a connection", "host", r.Host, "err", err)
 		writeAnswer(conn, http.StatusServiceUnavailable, "the site is busy; try again", retryAfter)
