@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/netip"
 	"os"
 	"runtime"
 	"slices"
@@ -613,7 +614,7 @@ func (p *Pool) spawn(n int) {
 			}
 			return
 		}
-		p.board.write(slot, Starting, 0, 0, nil, nil)
+		p.board.write(slot, Starting, 0, 0, nil, nil, netip.AddrPort{})
 		c, err := p.group.Start(prefork.Spec{
 			Role:     p.cfg.Role,
 			Args:     []string{p.cfg.Name, strconv.Itoa(slot)},

@@ -2,6 +2,7 @@ package pool
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"sync/atomic"
 	"time"
@@ -84,7 +85,13 @@ type slot struct {
 	// seqlock, like conns).
 	waits     uint64
 	waitNanos uint64
-	_         [48]byte // room to grow without moving the slots
+	// client is the address of the request's client (host's and
+	// path's), 16 bytes of IPv6 or IPv4-mapped address and a port;
+	// clientOK says it is set.
+	client     [16]byte
+	clientPort uint16
+	clientOK   uint8
+	_          [29]byte // room to grow without moving the slots
 }
 
 var _ = [1]struct{}{}[unsafe.Sizeof(slot{})-slotSize]
@@ -98,9 +105,12 @@ type SlotInfo struct {
 	Since    time.Time
 	Host     string
 	Path     string
-	Refused  uint64 // connections the worker refused (503)
-	Conns    int    // connections it holds
-	Active   int    // requests it is serving
+	// Client is the address of the client of the request on Host and
+	// Path (the PROXY header's, behind a balancer); invalid when unknown.
+	Client  netip.AddrPort
+	Refused uint64 // connections the worker refused (503)
+	Conns   int    // connections it holds
+	Active  int    // requests it is serving
 	// QueueWaits counts the requests that waited for a place under the
 	// pool's MaxActive; QueueWait is the time they waited in all.
 	QueueWaits uint64
@@ -246,8 +256,8 @@ func (sb *scoreboard) value(c int) int {
 }
 
 // write updates slot i under its sequence counter. host and path are
-// kept when nil is passed for them.
-func (sb *scoreboard) write(i int, st State, pid int, requests uint64, host, path *string) {
+// kept when nil is passed for them; client is written with host.
+func (sb *scoreboard) write(i int, st State, pid int, requests uint64, host, path *string, client netip.AddrPort) {
 	s := sb.slot(i)
 	seq := atomic.AddUint32(&s.seq, 1)
 	if seq%2 == 0 { // a writer died mid-write; make it odd again
@@ -259,6 +269,15 @@ func (sb *scoreboard) write(i int, st State, pid int, requests uint64, host, pat
 	atomic.StoreInt64(&s.since, time.Now().UnixNano())
 	if host != nil {
 		atomic.StoreUint32(&s.hostLen, uint32(copy(s.host[:], *host)))
+		// Plain stores under the seqlock, as host's bytes: a reader
+		// keeps what it copied only from an even, unchanged sequence.
+		if client.IsValid() {
+			s.client = client.Addr().As16()
+			s.clientPort = client.Port()
+			s.clientOK = 1
+		} else {
+			s.clientOK = 0
+		}
 	}
 	if path != nil {
 		atomic.StoreUint32(&s.pathLen, uint32(copy(s.path[:], *path)))
@@ -290,6 +309,10 @@ func (sb *scoreboard) read(i int) SlotInfo {
 		pl := min(int(atomic.LoadUint32(&s.pathLen)), pathMax)
 		out.Host = string(s.host[:hl])
 		out.Path = string(s.path[:pl])
+		out.Client = netip.AddrPort{}
+		if s.clientOK == 1 {
+			out.Client = netip.AddrPortFrom(netip.AddrFrom16(s.client).Unmap(), s.clientPort)
+		}
 		if seq%2 == 0 && atomic.LoadUint32(&s.seq) == seq {
 			break
 		}
@@ -312,7 +335,7 @@ func (sb *scoreboard) waited(i int, d time.Duration) {
 // reset empties slot i (the master does this when its worker is gone).
 func (sb *scoreboard) reset(i int) {
 	empty := ""
-	sb.write(i, Empty, 0, 0, &empty, &empty)
+	sb.write(i, Empty, 0, 0, &empty, &empty, netip.AddrPort{})
 	s := sb.slot(i)
 	atomic.StoreUint32(&s.refused, 0)
 	atomic.StoreUint32(&s.conns, 0)

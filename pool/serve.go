@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -372,7 +373,8 @@ func (s *server) handler(h http.Handler) http.Handler {
 		}
 		r = r.WithContext(context.WithValue(r.Context(), admissionKey{}, adm))
 		w.addActive(1)
-		w.Busy(r.Host, r.URL.Path)
+		client, _ := netip.ParseAddrPort(r.RemoteAddr)
+		w.BusyFrom(r.Host, r.URL.Path, client)
 		if d := w.cfg.expire; d > 0 {
 			ctx, cancel := context.WithTimeout(r.Context(), d)
 			defer cancel()

@@ -2,6 +2,7 @@ package pool
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"strconv"
 	"sync/atomic"
@@ -96,13 +97,13 @@ func (w *Worker) addConn(d int) {
 	add(&w.board.slot(w.Slot).conns, d)
 	switch {
 	case d > 0 && n == 1:
-		w.board.write(w.Slot, Busy, w.pid, w.requests, nil, nil)
+		w.board.write(w.Slot, Busy, w.pid, w.requests, nil, nil, netip.AddrPort{})
 	case d < 0 && n == 0:
 		st := Idle
 		if State(atomic.LoadUint32(&w.board.slot(w.Slot).state)) == Exiting {
 			st = Exiting
 		}
-		w.board.write(w.Slot, st, w.pid, w.requests, nil, nil)
+		w.board.write(w.Slot, st, w.pid, w.requests, nil, nil, netip.AddrPort{})
 	}
 }
 
@@ -134,12 +135,18 @@ func (w *Worker) Release(c int) {
 // Idle reports that the worker waits for a connection.
 func (w *Worker) Idle() {
 	empty := ""
-	w.board.write(w.Slot, Idle, w.pid, w.requests, &empty, &empty)
+	w.board.write(w.Slot, Idle, w.pid, w.requests, &empty, &empty, netip.AddrPort{})
 }
 
 // Busy reports that the worker serves a request for host and path.
 func (w *Worker) Busy(host, path string) {
-	w.board.write(w.Slot, Busy, w.pid, w.requests, &host, &path)
+	w.BusyFrom(host, path, netip.AddrPort{})
+}
+
+// BusyFrom is Busy with the request's client address, which the status
+// page shows beside host and path.
+func (w *Worker) BusyFrom(host, path string, client netip.AddrPort) {
+	w.board.write(w.Slot, Busy, w.pid, w.requests, &host, &path, client)
 }
 
 // Done counts a served request and reports whether the worker has served
@@ -154,7 +161,7 @@ func (w *Worker) Done() (recycle bool) {
 		st = Exiting
 	}
 	empty := ""
-	w.board.write(w.Slot, st, w.pid, w.requests, &empty, &empty)
+	w.board.write(w.Slot, st, w.pid, w.requests, &empty, &empty, netip.AddrPort{})
 	return recycle
 }
 
@@ -164,12 +171,12 @@ func (w *Worker) Done() (recycle bool) {
 // counts it for any host.
 func (w *Worker) Between() {
 	empty := ""
-	w.board.write(w.Slot, Busy, w.pid, w.requests, &empty, &empty)
+	w.board.write(w.Slot, Busy, w.pid, w.requests, &empty, &empty, netip.AddrPort{})
 }
 
 // Exiting reports that the worker is on its way out.
 func (w *Worker) Exiting() {
-	w.board.write(w.Slot, Exiting, w.pid, w.requests, nil, nil)
+	w.board.write(w.Slot, Exiting, w.pid, w.requests, nil, nil, netip.AddrPort{})
 }
 
 // BusyOn counts the workers of this pool, this one included, that are

@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/binary"
@@ -47,7 +48,7 @@ func startProxySites(t *testing.T) *proxySetup {
 	muxID := testenv.FreeID(t, 2413)
 	tlsDir := testenv.PublicDir(t, 0o755)
 	s.sites = []testSite{
-		{name: "alice", uid: s.aliceUID, pages: map[string]string{"index.php": addrPage}},
+		{name: "alice", uid: s.aliceUID, pages: map[string]string{"index.php": addrPage, "slow.php": `<?php sleep(2); echo "slow";`}},
 		{name: "bob", uid: s.bobID, pages: map[string]string{"index.php": addrPage}},
 	}
 	for i := range s.sites {
@@ -251,6 +252,31 @@ func TestProxyProtocol(t *testing.T) {
 			if d := time.Since(start); d > 4*time.Second {
 				t.Errorf("stalled header on %s: closed after %v, header_timeout is 1s", addr, d)
 			}
+		}
+	})
+	t.Run("status page", func(t *testing.T) {
+		// A request in progress shows the header's client, not the proxy.
+		c := dialFrom(t, "", s.addr)
+		c.Write(proxyV1("203.0.113.8:4242", s.addr))
+		fmt.Fprintf(c, "GET /slow.php HTTP/1.1\r\nHost: alice.test\r\n\r\n")
+		sock := filepath.Join(filepath.Dir(s.logDir), "run", "status.sock")
+		hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		}}}
+		var page string
+		for deadline := time.Now().Add(1500 * time.Millisecond); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			resp, err := hc.Get("http://localhost/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if page = string(b); strings.Contains(page, "/slow.php") {
+				break
+			}
+		}
+		if !strings.Contains(page, "alice.test/slow.php from 203.0.113.8") {
+			t.Errorf("status page during the request: want alice.test/slow.php from 203.0.113.8:\n%s", page)
 		}
 	})
 	t.Run("access log", func(t *testing.T) {

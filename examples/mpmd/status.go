@@ -301,7 +301,11 @@ func writeStatusText(w http.ResponseWriter, snap snapshot) {
 	for _, s := range st {
 		for _, sl := range s.Slots {
 			if sl.State == pool.Busy {
-				fmt.Fprintf(w, "%s: pid %d busy %v on %s%s\n", s.Name, sl.PID, time.Since(sl.Since).Round(time.Millisecond), sl.Host, sl.Path)
+				from := ""
+				if sl.Client.IsValid() {
+					from = " from " + sl.Client.Addr().String()
+				}
+				fmt.Fprintf(w, "%s: pid %d busy %v on %s%s%s\n", s.Name, sl.PID, time.Since(sl.Since).Round(time.Millisecond), sl.Host, sl.Path, from)
 			}
 		}
 	}
