@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -31,6 +32,20 @@ type cgroups struct {
 
 	mu     sync.Mutex
 	groups map[string]*idGroup
+
+	// shared is set while another master uses the same groups: the one
+	// a binary upgrade replaces (until this master is ready) or replaced
+	// (once it has handed over). The groups are then the other's to
+	// empty and remove: a failed upgrade must not kill the serving
+	// master's workers, nor a drained old master the new one's.
+	shared atomic.Bool
+}
+
+// share says whether another master uses the groups too (see shared).
+func (c *cgroups) share(on bool) {
+	if c != nil {
+		c.shared.Store(on)
+	}
 }
 
 // idGroup is one identity's group and the generations that use it: a
@@ -132,6 +147,11 @@ func (c *cgroups) release(name string) {
 	}
 	ig.refs--
 	if ig.refs > 0 {
+		c.mu.Unlock()
+		return
+	}
+	if c.shared.Load() {
+		delete(c.groups, name)
 		c.mu.Unlock()
 		return
 	}

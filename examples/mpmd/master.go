@@ -222,6 +222,9 @@ func (m *master) run(ctx context.Context, cfg *Config) error {
 	if m.root {
 		// Before the trim: the parent group may need CAP_DAC_OVERRIDE.
 		m.cgroups = openCgroups(m.log)
+		// Started by an upgrade: the groups are the old master's too
+		// until this one is ready (see ready).
+		m.cgroups.share(m.in.ready != nil)
 	}
 	if err := m.takeAdmin(cfg.Server.Admin); err != nil {
 		return err
@@ -322,6 +325,7 @@ func (m *master) ready() {
 	}
 	m.notify(state)
 	if m.in.ready != nil {
+		m.cgroups.share(false) // the old master drains and leaves them to us
 		m.in.ready.Write([]byte{1})
 		m.in.ready.Close()
 		m.in.ready = nil
@@ -366,6 +370,7 @@ func (m *master) watchUpgrades(ctx context.Context, usr2 <-chan os.Signal, addrs
 		// NotifyAccess=main (which took no message from the new one).
 		m.notify("MAINPID=" + strconv.Itoa(pid))
 		m.handedOver.Store(true)
+		m.cgroups.share(true) // the new master's now
 		handOver()
 		return
 	}
