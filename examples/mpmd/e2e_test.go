@@ -964,51 +964,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	mux := testenv.FreeID(t, 2463)
 	path := writeSites(t, addr, fmt.Sprintf("multiplexer_user = \"%d\"\nmultiplexer_group = \"%d\"\n", mux, mux), sites)
 	d := startDaemon(t, addr, "-config", path)
-	stop := make(chan struct{})
-	var mu sync.Mutex
-	var failures []string
-	counts := map[string]int{}
-	var wg sync.WaitGroup
-	client := func(name string, keepAlive bool, hosts ...string) {
-		defer wg.Done()
-		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: !keepAlive, MaxIdleConnsPerHost: 1}}
-		defer c.CloseIdleConnections()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			host := hosts[i%len(hosts)]
-			req, _ := http.NewRequest("GET", "http://"+addr+"/a.txt", nil)
-			if keepAlive {
-				// A request net/http will not silently send again on a
-				// new connection (a body without GetBody): a kept-alive
-				// connection reset under it is a failure, as it is for
-				// a browser's POST.
-				req, _ = http.NewRequest("GET", "http://"+addr+"/a.txt", io.NopCloser(strings.NewReader("x")))
-				req.ContentLength = 1
-			}
-			req.Host = host
-			resp, err := c.Do(req)
-			var body []byte
-			if err == nil {
-				body, _ = io.ReadAll(resp.Body)
-				resp.Body.Close()
-			}
-			mu.Lock()
-			counts[name]++
-			if err != nil || resp.StatusCode != 200 || string(body) != strings.TrimSuffix(host, ".test")+"\n" {
-				failures = append(failures, fmt.Sprintf("%s request %d for %s: %v %v %q", name, i, host, err, resp, body))
-			}
-			mu.Unlock()
-		}
-	}
-	wg.Add(4)
-	go client("new connections to alice", false, "alice.test")
-	go client("new connections to bob", false, "bob.test")
-	go client("kept alive, alice then bob", true, "alice.test", "bob.test")
-	go client("kept alive, alice", true, "alice.test")
+	load := startLoad(addr)
 	for range 4 {
 		time.Sleep(700 * time.Millisecond)
 		before := strings.Count(d.out.String(), "reloaded")
@@ -1018,21 +974,83 @@ func TestReloadUnderLoad(t *testing.T) {
 		}
 	}
 	time.Sleep(700 * time.Millisecond)
-	close(stop)
-	wg.Wait()
 	if n := strings.Count(d.out.String(), "reloaded"); n != 4 {
 		t.Errorf("%d reloads, want 4", n)
 	}
-	t.Logf("requests during 4 reloads: %v", counts)
-	for name, n := range counts {
-		if n < 20 {
-			t.Errorf("%s: only %d requests", name, n)
-		}
-	}
-	for _, f := range failures {
-		t.Error(f)
-	}
-	if len(failures) > 0 {
+	if !load.finish(t, "4 reloads") {
 		t.Logf("daemon output:\n%s", d.out)
 	}
+}
+
+// steadyLoad is four clients asking alice.test and bob.test for /a.txt
+// (which answers the site's name) until finish: new connections to each,
+// one kept-alive connection that alternates between them (a hand-back
+// on every request) and one kept alive to alice. Every request carries a
+// body without GetBody, so net/http never silently sends one again on a
+// new connection: a kept-alive connection closed under a request counts
+// as a failure, as it would for a browser's POST.
+type steadyLoad struct {
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	counts   map[string]int
+	failures []string
+}
+
+func startLoad(addr string) *steadyLoad {
+	l := &steadyLoad{stop: make(chan struct{}), counts: map[string]int{}}
+	client := func(name string, keepAlive bool, hosts ...string) {
+		defer l.wg.Done()
+		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: !keepAlive, MaxIdleConnsPerHost: 1}}
+		defer c.CloseIdleConnections()
+		for i := 0; ; i++ {
+			select {
+			case <-l.stop:
+				return
+			default:
+			}
+			host := hosts[i%len(hosts)]
+			req, _ := http.NewRequest("GET", "http://"+addr+"/a.txt", io.NopCloser(strings.NewReader("x")))
+			req.ContentLength = 1
+			req.Host = host
+			resp, err := c.Do(req)
+			var body []byte
+			if err == nil {
+				body, _ = io.ReadAll(resp.Body)
+				resp.Body.Close()
+			}
+			l.mu.Lock()
+			l.counts[name]++
+			if err != nil || resp.StatusCode != 200 || string(body) != strings.TrimSuffix(host, ".test")+"\n" {
+				l.failures = append(l.failures, fmt.Sprintf("%s request %d for %s: %v %v %q", name, i, host, err, resp, body))
+			}
+			l.mu.Unlock()
+		}
+	}
+	l.wg.Add(4)
+	go client("new connections to alice", false, "alice.test")
+	go client("new connections to bob", false, "bob.test")
+	go client("kept alive, alice then bob", true, "alice.test", "bob.test")
+	go client("kept alive, alice", true, "alice.test")
+	return l
+}
+
+// finish stops the clients and reports every failed request, and a
+// client that made fewer than 20; it returns whether all went well.
+func (l *steadyLoad) finish(t *testing.T, during string) bool {
+	t.Helper()
+	close(l.stop)
+	l.wg.Wait()
+	t.Logf("requests during %s: %v", during, l.counts)
+	ok := len(l.failures) == 0
+	for name, n := range l.counts {
+		if n < 20 {
+			t.Errorf("%s: only %d requests", name, n)
+			ok = false
+		}
+	}
+	for _, f := range l.failures {
+		t.Error(f)
+	}
+	return ok
 }

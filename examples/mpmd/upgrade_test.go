@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -15,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -191,47 +189,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 		t.Fatalf("status page says Server %q, want mpmd/up1", v)
 	}
 
-	stop := make(chan struct{})
-	var mu sync.Mutex
-	var failures []string
-	counts := map[string]int{}
-	var wg sync.WaitGroup
-	client := func(name string, keepAlive bool, hosts ...string) {
-		defer wg.Done()
-		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: !keepAlive, MaxIdleConnsPerHost: 1}}
-		defer c.CloseIdleConnections()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			host := hosts[i%len(hosts)]
-			// A body without GetBody: net/http does not silently send
-			// such a request again on a new connection, so a kept-alive
-			// connection closed under it counts as a failure.
-			req, _ := http.NewRequest("GET", "http://"+addr+"/a.txt", io.NopCloser(strings.NewReader("x")))
-			req.ContentLength = 1
-			req.Host = host
-			resp, err := c.Do(req)
-			var body []byte
-			if err == nil {
-				body, _ = io.ReadAll(resp.Body)
-				resp.Body.Close()
-			}
-			mu.Lock()
-			counts[name]++
-			if err != nil || resp.StatusCode != 200 || string(body) != strings.TrimSuffix(host, ".test")+"\n" {
-				failures = append(failures, fmt.Sprintf("%s request %d for %s: %v %v %q", name, i, host, err, resp, body))
-			}
-			mu.Unlock()
-		}
-	}
-	wg.Add(4)
-	go client("new connections to alice", false, "alice.test")
-	go client("new connections to bob", false, "bob.test")
-	go client("kept alive, alice then bob", true, "alice.test", "bob.test")
-	go client("kept alive, alice", true, "alice.test")
+	load := startLoad(addr)
 	for _, v := range []string{"up2", "up3"} {
 		time.Sleep(700 * time.Millisecond)
 		install(t, builds[v], exe)
@@ -241,18 +199,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 		}
 	}
 	time.Sleep(700 * time.Millisecond)
-	close(stop)
-	wg.Wait()
-	t.Logf("requests during 2 upgrades: %v", counts)
-	for name, n := range counts {
-		if n < 20 {
-			t.Errorf("%s: only %d requests", name, n)
-		}
-	}
-	for _, f := range failures {
-		t.Error(f)
-	}
-	if len(failures) > 0 || t.Failed() {
+	if !load.finish(t, "2 upgrades") || t.Failed() {
 		t.Logf("daemon output:\n%s", m.out())
 	}
 }
