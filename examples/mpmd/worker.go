@@ -50,9 +50,11 @@ func runWorker(ctx context.Context, env *prefork.Env) error {
 	}
 	// Confined before anything of the tenant's runs: what this worker
 	// reads, serves and starts (PHP) is bounded from here on.
+	t0 := time.Now()
 	if err := confine(plan.Confine, log); err != nil {
 		return err
 	}
+	log.Debug("confined", "landlock", plan.Confine.Landlock, "seccomp", plan.Confine.Seccomp, "took", time.Since(t0))
 	h := &workerHandler{w: w, log: log, identity: plan.Identity, table: table, sites: map[int]*workerSite{}, handbackTimeout: plan.HandbackTimeout, maxBody: plan.MaxBodyBytes, unknownHost: plan.UnknownHost, sendTimeout: plan.SendTimeout}
 	// php-cgi processes end with the worker, whatever they are doing.
 	procs := &cgirun.Group{}
