@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,13 +65,17 @@ const emptyWait = 5 * time.Second
 // parent. It runs before the master trims its capabilities: making the
 // parent in the root cgroup needs CAP_DAC_OVERRIDE. It returns nil, with
 // one warning, where cgroups cannot be used.
-func openCgroups(log *slog.Logger) *cgroups {
+func openCgroups(log *slog.Logger, name string) *cgroups {
 	s, err := cgroup.Detect()
 	if err != nil {
 		log.Warn("CGROUPS UNAVAILABLE: sites run without a cgroup of their own (no per-site limits, usage or group kill)", "err", err)
 		return nil
 	}
 	parent, leaf := s.Layout()
+	if leaf == "" {
+		// In the root cgroup: <mount>/<cgroup_name>, this daemon's.
+		parent = filepath.Join(filepath.Dir(parent), name)
+	}
 	if leaf != "" {
 		// Not in the root cgroup: the cgroup is somebody else's unless
 		// it was delegated to us (systemd marks Delegate=yes with this

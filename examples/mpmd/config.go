@@ -64,10 +64,14 @@ type Server struct {
 	PHPCGI           string   `toml:"php_cgi"`
 	PHPFPM           string   `toml:"php_fpm"`
 	RunDir           string   `toml:"run_dir"`
-	HeaderTimeout    Duration `toml:"header_timeout"`
-	IdleTimeout      Duration `toml:"keepalive_timeout"`
-	MaxHeaderBytes   int      `toml:"max_header_bytes"`
-	MaxBodyBytes     string   `toml:"max_body_bytes"`
+	// CgroupName is the cgroup under the cgroup2 root that holds the
+	// identities' groups when mpmd runs in the root cgroup (not under
+	// systemd): two daemons on one host need two names.
+	CgroupName     string   `toml:"cgroup_name"`
+	HeaderTimeout  Duration `toml:"header_timeout"`
+	IdleTimeout    Duration `toml:"keepalive_timeout"`
+	MaxHeaderBytes int      `toml:"max_header_bytes"`
+	MaxBodyBytes   string   `toml:"max_body_bytes"`
 	// A request body to PHP must arrive within BodyTimeout, and at
 	// BodyMinRate bytes a second after that (mod_reqtimeout's body=20,
 	// MinRate=500); each write of a response must complete within
@@ -442,6 +446,12 @@ func (c *Config) check() error {
 	}
 	if s.RunDir == "" {
 		s.RunDir = defaultRunDir
+	}
+	if s.CgroupName == "" {
+		s.CgroupName = cgroup.RootParentName
+	}
+	if err := cgroup.CheckName(s.CgroupName); err != nil {
+		return c.errAt("server.cgroup_name", "cgroup_name %q: %v", s.CgroupName, err)
 	}
 	if !filepath.IsAbs(s.RunDir) {
 		return c.errAt("server.run_dir", "run_dir %q is not an absolute path", s.RunDir)

@@ -45,6 +45,7 @@ func TestConfigErrors(t *testing.T) {
 		{"same name twice in a vhost", site + "aliases = [\"A.EXAMPLE.\"]\n", `f.toml:10: vhost "a.example": name "A.EXAMPLE." is the same name as "a.example"`},
 		{"name with a port", site + "aliases = [\"www.a.example:8080\"]\n", `f.toml:10: vhost "a.example": name "www.a.example:8080": a port is not allowed here`},
 		{"bad wildcard", site + "aliases = [\"www.*.example\"]\n", `f.toml:10: vhost "a.example": name "www.*.example": a wildcard must be a leading`},
+		{"bad cgroup_name", "[server]\ncgroup_name = \"a/b\"\n" + site, `f.toml:2: cgroup_name "a/b"`},
 		{"writable outside the root", site + "writable = [\"../b\"]\n", `f.toml:10: vhost "a.example": writable "../b" is not a path inside document_root`},
 		{"absolute writable", site + "writable = [\"/srv/a/up\"]\n", `writable "/srv/a/up" is not a path inside document_root`},
 		{"relative read", "\n[identity.a]\nuser = \"2001\"\ngroup = \"2001\"\nread = [\"lib\"]\n", `f.toml:5: identity "a": read path "lib" is not an absolute, clean path below /`},

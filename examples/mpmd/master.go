@@ -221,7 +221,7 @@ func (m *master) run(ctx context.Context, cfg *Config) error {
 	}
 	if m.root {
 		// Before the trim: the parent group may need CAP_DAC_OVERRIDE.
-		m.cgroups = openCgroups(m.log)
+		m.cgroups = openCgroups(m.log, cfg.Server.CgroupName)
 		// Started by an upgrade: the groups are the old master's too
 		// until this one is ready (see ready).
 		m.cgroups.share(m.in.ready != nil)
