@@ -882,11 +882,11 @@ func (m *master) ended(g *generation) {
 }
 
 // statsJSON encodes the snapshot for the status process, leaving out the
-// per-worker slots if the whole would not fit in one message.
+// per-worker slots if the whole would be larger than an answer may be.
 func (m *master) statsJSON() []byte {
 	st := m.snapshot()
 	b, _ := json.Marshal(st)
-	if len(b) > maxStatsMsg {
+	if len(b) > maxStatsTotal {
 		for i := range st.Pools {
 			st.Pools[i].Slots = nil
 		}

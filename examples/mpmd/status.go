@@ -23,9 +23,6 @@ import (
 
 const roleStatus = "status"
 
-// maxStatsMsg bounds one stats message on the status socket.
-const maxStatsMsg = 128 << 10
-
 // The status page is served by its own process, unprivileged and
 // chrooted like a multiplexer, so that the master still reads nothing
 // from a client: it answers each message on a socket pair with the pools'
@@ -119,7 +116,7 @@ func (m *master) startStatus(cfg *Config) (*statusServer, error) {
 	if err != nil {
 		return nil, os.NewSyscallError("socketpair", err)
 	}
-	unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_SNDBUF, 2*maxStatsMsg)
+	unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_SNDBUF, 4*(statsHeader+statsChunk))
 	mine, theirs := os.NewFile(uintptr(fds[0]), "status-master"), os.NewFile(uintptr(fds[1]), "status-child")
 	defer theirs.Close()
 	s := &statusServer{conn: mine, done: make(chan struct{})}
@@ -142,12 +139,14 @@ func (m *master) startStatus(cfg *Config) (*statusServer, error) {
 		defer close(s.done)
 		buf := make([]byte, 16)
 		for {
-			// Blocking reads: this file never enters the poller. Any
-			// message is a request; its bytes are not looked at.
-			if _, err := s.conn.Read(buf); err != nil {
+			// Blocking reads: this file never enters the poller. A
+			// request is an exchange number, sent back unread.
+			n, err := s.conn.Read(buf)
+			if err != nil {
 				return
 			}
-			if _, err := s.conn.Write(m.statsJSON()); err != nil {
+			if err := writeStats(s.conn, buf[:n], m.statsJSON()); err != nil {
+				m.log.Warn("status page: answer the status process", "err", err)
 				return
 			}
 		}
@@ -193,20 +192,18 @@ func runStatus(ctx context.Context, env *prefork.Env) error {
 		return err
 	}
 	var mu sync.Mutex
-	buf := make([]byte, maxStatsMsg)
+	var seq uint64
 	fetch := func() (snapshot, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		c.SetDeadline(time.Now().Add(5 * time.Second))
 		var st snapshot
-		if _, err := c.Write([]byte{'?'}); err != nil {
-			return st, err
-		}
-		n, err := c.Read(buf)
+		seq++
+		b, err := readStats(c, seq)
 		if err != nil {
 			return st, err
 		}
-		return st, json.Unmarshal(buf[:n], &st)
+		return st, json.Unmarshal(b, &st)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
