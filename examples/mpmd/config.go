@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path"
@@ -549,6 +550,9 @@ func (c *Config) check() error {
 			return c.errAt(where+".rlimits", "identity %q: %v", name, err)
 		}
 		r.Rlimits = rl
+		if err := belowOwnLimits(rl); err != nil {
+			return c.errAt(where+".rlimits", "identity %q: %v", name, err)
+		}
 		for _, l := range []struct {
 			key   string
 			paths []string
@@ -1059,4 +1063,32 @@ func parseSize(s string) (uint64, error) {
 		return 0, errors.New("not a number, a size like \"512M\", or \"unlimited\"")
 	}
 	return n * mult, nil
+}
+
+// belowOwnLimits checks that no limit is above the hard limit mpmd itself
+// runs with: a site's worker sets its limits without CAP_SYS_RESOURCE
+// (it gets only what the drop needs), so it could only fail to start,
+// again and again.
+func belowOwnLimits(rl []privdrop.Rlimit) error {
+	for _, r := range rl {
+		var own unix.Rlimit
+		if err := unix.Getrlimit(r.Resource, &own); err != nil {
+			continue
+		}
+		if r.Max > own.Max {
+			return fmt.Errorf("rlimits %s = %d is above the hard limit mpmd itself runs with (%d): a site can be given less than mpmd has, not more (raise mpmd's own, e.g. LimitNOFILE= in its unit)", privdrop.RlimitName(r.Resource), r.Max, own.Max)
+		}
+	}
+	return nil
+}
+
+// negativeNice names an identity that runs above normal priority, for
+// which the master must keep CAP_SYS_NICE; "" when there is none.
+func (c *Config) negativeNice() string {
+	for _, name := range slices.Sorted(maps.Keys(c.Identities)) {
+		if id := c.Identities[name]; id.resolved.Nice < 0 {
+			return fmt.Sprintf("identity %q: nice %d", name, id.resolved.Nice)
+		}
+	}
+	return ""
 }

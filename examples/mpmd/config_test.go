@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 )
 
 func TestExampleConfig(t *testing.T) {
@@ -22,6 +24,25 @@ func TestExampleConfig(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("summary lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// A limit above mpmd's own hard limit is refused at load: a worker, which
+// sets its limits without CAP_SYS_RESOURCE, could only fail to start.
+func TestConfigRlimitAboveOwn(t *testing.T) {
+	var own unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &own); err != nil || own.Max == unix.RLIM_INFINITY {
+		t.Skipf("skipped: this process's nofile hard limit (%d, %v) cannot be exceeded", own.Max, err)
+	}
+	text := fmt.Sprintf("[identity.a]\nuser = \"2001\"\ngroup = \"2001\"\nrlimits = { nofile = %d }\n", own.Max+1)
+	_, err := ParseConfig("f.toml", []byte(text))
+	want := fmt.Sprintf("f.toml:4: identity \"a\": rlimits nofile = %d is above the hard limit mpmd itself runs with (%d)", own.Max+1, own.Max)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("got %v, want %q", err, want)
+	}
+	text = fmt.Sprintf("[identity.a]\nuser = \"2001\"\ngroup = \"2001\"\nrlimits = { nofile = %d }\n\n[[vhost]]\nserver_name = \"a.example\"\ndocument_root = \"/srv/a\"\nidentity = \"a\"\n", own.Max)
+	if _, err := ParseConfig("f.toml", []byte(text)); err != nil {
+		t.Fatalf("the limit mpmd has: %v", err)
 	}
 }
 

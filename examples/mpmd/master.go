@@ -37,6 +37,9 @@ type master struct {
 	// landlock is the kernel's Landlock ABI, or why it has none, for
 	// the status page.
 	landlock string
+	// keepNice says the trimmed master kept CAP_SYS_NICE: an identity
+	// of the configuration it started with runs above normal priority.
+	keepNice bool
 	// exeFile is exe, opened at start: children run this file, so that
 	// a generation never runs another build than its master, even after
 	// the file at exe was replaced. Only an upgrade (SIGUSR2) runs what
@@ -259,7 +262,15 @@ func (m *master) run(ctx context.Context, cfg *Config) error {
 		// directories on a reload (the master is uid 0 and owns the
 		// root-owned files anyway: CHOWN adds little). It never binds
 		// again.
-		if err := privdrop.Trim(masterCaps...); err != nil {
+		caps := masterCaps
+		if why := cfg.negativeNice(); why != "" {
+			// Kept for the spawns of such an identity; a reload cannot
+			// get it back (see reload).
+			caps = append(slices.Clone(masterCaps), cap.SYS_NICE)
+			m.keepNice = true
+			m.log.Info("the master keeps CAP_SYS_NICE", "for", why)
+		}
+		if err := privdrop.Trim(caps...); err != nil {
 			g.stop(prefork.StopImmediate)
 			return fmt.Errorf("trim the master's capabilities: %w", err)
 		}
@@ -445,6 +456,11 @@ func (m *master) reload(path string) {
 	cfg, err := LoadConfig(path)
 	if err != nil {
 		m.log.Error("reload refused; still running the previous configuration", "err", err)
+		failed()
+		return
+	}
+	if why := cfg.negativeNice(); why != "" && m.root && !m.keepNice {
+		m.log.Error("reload refused: a negative nice needs CAP_SYS_NICE, which this master gave up at start (no identity had one then); restart mpmd", "identity", why)
 		failed()
 		return
 	}
