@@ -188,6 +188,42 @@ type Stats struct {
 	Slots        []SlotInfo // one per live worker
 }
 
+// AddCounters adds to s the counters of o, those that only grow (spawns,
+// retirements, kills, crashes, recycles, requests served and refused,
+// queue waits): what a daemon keeps of a pool that has ended, so that its
+// totals only grow across reloads.
+func (s *Stats) AddCounters(o Stats) {
+	s.Spawned += o.Spawned
+	s.Retired += o.Retired
+	s.Killed += o.Killed
+	s.Crashed += o.Crashed
+	s.Recycled += o.Recycled
+	s.Served += o.Served
+	s.Refused += o.Refused
+	s.QueueWaits += o.QueueWaits
+	s.QueueWait += o.QueueWait
+}
+
+// Add adds all of o to s, as for two pools of one identity (one retiring
+// after a reload, one new): the counters, the workers by state, the
+// connections and requests in progress, and the slots; Pending if either
+// has it, the later BackoffUntil. Name is kept.
+func (s *Stats) Add(o Stats) {
+	s.AddCounters(o)
+	s.Workers += o.Workers
+	s.Starting += o.Starting
+	s.Idle += o.Idle
+	s.Busy += o.Busy
+	s.Exiting += o.Exiting
+	s.Pending = s.Pending || o.Pending
+	s.Conns += o.Conns
+	s.Active += o.Active
+	if o.BackoffUntil.After(s.BackoffUntil) {
+		s.BackoffUntil = o.BackoffUntil
+	}
+	s.Slots = append(s.Slots, o.Slots...)
+}
+
 // Pool is one identity's workers.
 type Pool struct {
 	cfg   Config

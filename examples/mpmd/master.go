@@ -892,7 +892,7 @@ func (m *master) ended(g *generation) {
 		now := p.Stats()
 		st := m.past[now.Name]
 		st.Name = now.Name
-		addCounters(&st, now)
+		st.AddCounters(now)
 		m.past[now.Name] = st
 	}
 }

@@ -58,14 +58,14 @@ func (m *master) snapshot() snapshot {
 		return p
 	}
 	for name, past := range m.past {
-		addCounters(&get(name).Stats, past)
+		get(name).AddCounters(past)
 	}
 	uids := map[uint32]string{}
 	for _, g := range m.live {
 		for i, p := range g.pools {
 			st := p.Stats()
 			ps := get(st.Name)
-			addStats(&ps.Stats, st)
+			ps.Add(st)
 			uids[g.uids[i]] = st.Name
 		}
 	}
@@ -85,36 +85,6 @@ func (m *master) snapshot() snapshot {
 	s.Landlock = m.landlock
 	slices.SortFunc(s.Pools, func(a, b poolSnapshot) int { return strings.Compare(a.Name, b.Name) })
 	return s
-}
-
-// addCounters adds the counters of b (those that only grow) to a.
-func addCounters(a *pool.Stats, b pool.Stats) {
-	a.Spawned += b.Spawned
-	a.Retired += b.Retired
-	a.Killed += b.Killed
-	a.Crashed += b.Crashed
-	a.Recycled += b.Recycled
-	a.Served += b.Served
-	a.Refused += b.Refused
-	a.QueueWaits += b.QueueWaits
-	a.QueueWait += b.QueueWait
-}
-
-// addStats adds all of b to a: counters, workers by state, slots.
-func addStats(a *pool.Stats, b pool.Stats) {
-	addCounters(a, b)
-	a.Workers += b.Workers
-	a.Starting += b.Starting
-	a.Idle += b.Idle
-	a.Busy += b.Busy
-	a.Exiting += b.Exiting
-	a.Pending = a.Pending || b.Pending
-	a.Conns += b.Conns
-	a.Active += b.Active
-	if b.BackoffUntil.After(a.BackoffUntil) {
-		a.BackoffUntil = b.BackoffUntil
-	}
-	a.Slots = append(a.Slots, b.Slots...)
 }
 
 // phpProcesses counts, for each uid of uids, the processes of that real

@@ -67,16 +67,7 @@ func TestSystemdNotify(t *testing.T) {
 	addr := freePort(t)
 	cmd := exec.Command(testenv.PublicExecutable(t), "-config", oneSite(t, addr, 2521))
 	cmd.Env = append(os.Environ(), envRunDaemon+"=1", "NOTIFY_SOCKET="+sock)
-	m := &upMaster{t: t, log: filepath.Join(t.TempDir(), "log")}
-	f, _ := os.Create(m.log)
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	m.pid = cmd.Process.Pid
-	go cmd.Wait()
-	t.Cleanup(m.stop)
+	m := runMaster(t, cmd)
 
 	ready := nextNotify(t, ch, "READY=1", m)
 	// At once: READY=1 means the multiplexers accept.
@@ -152,24 +143,11 @@ func TestSocketActivation(t *testing.T) {
 	os.WriteFile(config, []byte(strings.Replace(string(text), fmt.Sprintf("listen = [%q]", aAddr), fmt.Sprintf("listen = [%q, %q]", bAddr, aAddr), 1)), 0o644)
 
 	cmd := activated(t, config, a, b)
-	m := &upMaster{t: t, log: filepath.Join(t.TempDir(), "log")}
-	f, _ := os.Create(m.log)
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	m.pid = cmd.Process.Pid
-	go cmd.Wait()
-	t.Cleanup(m.stop)
+	m := runMaster(t, cmd)
 	// The listeners close here; the sockets live on in mpmd.
 	a.Close()
 	b.Close()
-	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(m.out(), "msg=ready"); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) || !testenv.Running(m.pid) {
-			t.Fatalf("mpmd not ready:\n%s", m.out())
-		}
-	}
+	m.waitReady("")
 	for _, addr := range []string{aAddr, bAddr} {
 		if code, body := newClientGet(t, addr, "alice.test", "/a.txt"); code != 200 || body != "alice\n" {
 			t.Errorf("on %s: %d %q", addr, code, body)

@@ -56,41 +56,56 @@ func install(t *testing.T, from, to string) {
 // output goes to a file (no copying goroutine that would wait for the
 // new master too), and pid follows the upgrades.
 type upMaster struct {
-	t   *testing.T
-	log string
-	pid int
+	t      *testing.T
+	log    string
+	pid    int
+	exited chan struct{} // closed when the master has exited
 }
 
 func startMaster(t *testing.T, exe, addr string, env []string, args ...string) *upMaster {
 	t.Helper()
-	m := &upMaster{t: t, log: filepath.Join(t.TempDir(), "mpmd.log")}
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), env...)
+	m := runMaster(t, cmd)
+	m.waitReady(fmt.Sprintf("on %s ", addr))
+	return m
+}
+
+// runMaster starts cmd, a master, with its output in a log file, and
+// stops it when the test ends.
+func runMaster(t *testing.T, cmd *exec.Cmd) *upMaster {
+	t.Helper()
+	m := &upMaster{t: t, log: filepath.Join(t.TempDir(), "mpmd.log"), exited: make(chan struct{})}
 	f, err := os.Create(m.log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	cmd := exec.Command(exe, args...)
-	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	m.pid = cmd.Process.Pid
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
+	go func() { cmd.Wait(); close(m.exited) }()
 	t.Cleanup(m.stop)
+	return m
+}
+
+// waitReady waits until the master logs that it is ready (and handles
+// signals), for at most 20 seconds.
+func (m *upMaster) waitReady(where string) {
+	m.t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		select {
-		case <-exited:
-			t.Fatalf("mpmd exited at start (%v):\n%s", cmd.ProcessState, m.out())
+		case <-m.exited:
+			m.t.Fatalf("mpmd exited at start:\n%s", m.out())
 		default:
 		}
-		// Ready, and handling signals.
 		if strings.Contains(m.out(), "msg=ready") {
-			return m
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("mpmd was not ready on %s within 20s:\n%s", addr, m.out())
+			m.t.Fatalf("mpmd was not ready %swithin 20s:\n%s", where, m.out())
 		}
 	}
 }
