@@ -8,12 +8,10 @@ package prefork
 
 import (
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/gompm/mpm/internal/procstatus"
 	"github.com/gompm/mpm/internal/testenv"
@@ -53,30 +51,8 @@ func TestStartAsIdentity(t *testing.T) {
 func TestNoOrphansAfterDrop(t *testing.T) {
 	testenv.RequireRoot(t)
 	uid := testenv.FreeID(t, 2051)
-	var g Group
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
 	exe := testenv.PublicExecutable(t)
-	master, err := g.Start(Spec{Role: "master", Path: exe, Files: []File{{Name: "out", File: w}}, Env: []string{"CHILD_UID=" + strconv.Itoa(int(uid)), "CHILD_EXE=" + exe}})
-	w.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer master.Signal(syscall.SIGKILL)
-	r.SetReadDeadline(time.Now().Add(time.Minute))
-	buf := make([]byte, 32)
-	n, err := r.Read(buf)
-	if err != nil {
-		t.Fatalf("master did not report its child: %v (%v)", err, master.Exit())
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(buf[:n])))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Kill(pid, syscall.SIGKILL)
+	master, pid := startMasterWithChild(t, Spec{Role: "master", Path: exe, Env: []string{"CHILD_UID=" + strconv.Itoa(int(uid)), "CHILD_EXE=" + exe}})
 	waitFor(t, fmt.Sprintf("child %d to run as uid %d", pid, uid), func() bool {
 		st, err := procstatus.Process(pid)
 		return err == nil && st.UID[0] == uid

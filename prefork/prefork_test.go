@@ -347,29 +347,7 @@ func TestStopGraceful(t *testing.T) {
 // TestNoOrphans: when the master dies by SIGKILL its children die too,
 // even though the thread that started them exited long before.
 func TestNoOrphans(t *testing.T) {
-	var g Group
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	master, err := g.Start(Spec{Role: "master", Files: []File{{Name: "out", File: w}}})
-	w.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer master.Signal(syscall.SIGKILL)
-	r.SetReadDeadline(time.Now().Add(time.Minute))
-	buf := make([]byte, 32)
-	n, err := r.Read(buf)
-	if err != nil {
-		t.Fatalf("master did not report its child: %v (%v)", err, master.Exit())
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(buf[:n])))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Kill(pid, syscall.SIGKILL)
+	master, pid := startMasterWithChild(t, Spec{Role: "master"})
 	// The spawning thread has exited; the child must still be alive.
 	time.Sleep(300 * time.Millisecond)
 	if !testenv.Running(pid) {
@@ -576,4 +554,36 @@ func copyFile(t *testing.T, from, to string) {
 	if err := os.WriteFile(to, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// startMasterWithChild starts spec, a "master" role that starts a child
+// and writes its pid to the file "out", and returns the master and that
+// pid. Both are killed when the test ends.
+func startMasterWithChild(t *testing.T, spec Spec) (*Child, int) {
+	t.Helper()
+	var g Group
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	spec.Files = append(spec.Files, File{Name: "out", File: w})
+	master, err := g.Start(spec)
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { master.Signal(syscall.SIGKILL) })
+	r.SetReadDeadline(time.Now().Add(time.Minute))
+	buf := make([]byte, 32)
+	n, err := r.Read(buf)
+	if err != nil {
+		t.Fatalf("master did not report its child: %v (%v)", err, master.Exit())
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(buf[:n])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	return master, pid
 }
