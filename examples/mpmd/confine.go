@@ -41,7 +41,8 @@ func confineFor(cfg *Config, name string, vhosts []workerVHost) confinePlan {
 	if !p.Landlock {
 		return p
 	}
-	p.ReadWrite = append(p.ReadWrite, filepath.Join(cfg.Server.RunDir, "php", name))
+	phpDir := filepath.Join(cfg.Server.RunDir, "php", name) // sessions, uploads, tmp, default error logs
+	p.ReadWrite = append(p.ReadWrite, phpDir)
 	p.ReadOnly = append(p.ReadOnly, id.Read...)
 	p.ReadWrite = append(p.ReadWrite, id.Write...)
 	for _, v := range vhosts {
@@ -57,7 +58,7 @@ func confineFor(cfg *Config, name string, vhosts []workerVHost) confinePlan {
 				p.ReadOnly = append(p.ReadOnly, f)
 			}
 		}
-		if v.PHPErrorLog != "" && !within(v.PHPErrorLog, p.ReadWrite[0]) {
+		if v.PHPErrorLog != "" && !within(v.PHPErrorLog, phpDir) {
 			// PHP creates it when it first logs: its directory (the
 			// site's own, as the configuration chose it; Unix
 			// permissions still decide).
